@@ -1,0 +1,186 @@
+"""Question 7: ad suggestions to users approaching an establishment (SPEC §3.7).
+
+:func:`recommend` is written for a batch of events *plus the state left by earlier
+events* (each user's last event, each (user, establishment)'s last suggestion), so the
+batch analysis (empty state) and the streaming job (state kept between micro-batches)
+run the very same rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from adanalytics.engines.base import RecommendParams
+from adanalytics.engines.pandas import timebuckets as tb
+from adanalytics.engines.pandas.joins import sort_output
+from adanalytics.engines.pandas.visits import PlaceIndex, place_index
+from adanalytics.geo import haversine_m
+from adanalytics.semantics import output_columns, output_keys
+
+_OUT = output_columns("recommendations")
+
+
+def ad_counts(interactions: pd.DataFrame) -> pd.DataFrame:
+    """Kernel: views and clicks per ad over the whole interactions table (summable)."""
+    click = (interactions["action"] == "click").to_numpy()
+    df = pd.DataFrame({
+        "ad_id": interactions["ad_id"].to_numpy(),
+        "views": (~click).astype(np.int64),
+        "clicks": click.astype(np.int64),
+    })
+    return df.groupby("ad_id", sort=False, as_index=False)[["views", "clicks"]].sum()
+
+
+def ranked_ads(ads: pd.DataFrame, campaigns: pd.DataFrame, counts: pd.DataFrame) -> pd.DataFrame:
+    """Every ad with its campaign's dates and its rank among all ads: highest historical
+    CTR first, ads without views last, ties by smallest ad_id.
+
+    Columns: establishment_id, ad_id, start_date, end_date, rank.
+    """
+    df = ads[["ad_id", "establishment_id", "campaign_id"]].merge(
+        campaigns[["campaign_id", "start_date", "end_date"]], on="campaign_id", how="left"
+    )
+    df = df.merge(counts, on="ad_id", how="left")
+    views = df["views"].fillna(0).to_numpy(np.float64)
+    clicks = df["clicks"].fillna(0).to_numpy(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ctr = np.where(views > 0, clicks / views, -np.inf)
+    df = df.assign(_no_views=views == 0, _neg_ctr=-ctr)
+    df = df.sort_values(["_no_views", "_neg_ctr", "ad_id"], kind="mergesort")
+    df["rank"] = np.arange(len(df), dtype=np.int64)
+    return df[["establishment_id", "ad_id", "start_date", "end_date", "rank"]].reset_index(drop=True)
+
+
+@dataclass
+class RecommenderState:
+    """What the rule remembers between batches of events."""
+
+    #: user_id, ts, lat, lon of each user's last accepted event
+    last_event: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        {"user_id": pd.Series(dtype=object), "ts": pd.Series(dtype="datetime64[ns, UTC]"),
+         "lat": pd.Series(dtype=np.float64), "lon": pd.Series(dtype=np.float64)}))
+    #: user_id, establishment_id, ts of the last suggestion of each pair
+    last_suggestion: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        {"user_id": pd.Series(dtype=object), "establishment_id": pd.Series(dtype=object),
+         "ts": pd.Series(dtype="datetime64[ns, UTC]")}))
+
+
+@dataclass
+class RecommendResult:
+    rows: pd.DataFrame
+    state: RecommenderState
+    late: int
+
+
+def recommend(events: pd.DataFrame, places: PlaceIndex, ranked: pd.DataFrame, *,
+              tz: str, params: RecommendParams,
+              state: RecommenderState | None = None) -> RecommendResult:
+    """Apply the approach rule to ``events`` (user_id, lat, lon, ts) after ``state``.
+
+    ``places`` must be indexed for ``params.approach_radius_m``. Events older than their
+    user's last seen event are late: counted and dropped.
+    """
+    state = state or RecommenderState()
+    ev = pd.DataFrame({
+        "user_id": events["user_id"].to_numpy(),
+        "lat": events["lat"].to_numpy(np.float64),
+        "lon": events["lon"].to_numpy(np.float64),
+        "ts": events["ts"].to_numpy(),
+    }).astype({"ts": "datetime64[ns, UTC]"})
+    late = 0
+    prior = state.last_event
+    if len(prior):
+        last_ts = ev["user_id"].map(pd.Series(prior["ts"].to_numpy(), index=prior["user_id"]))
+        is_late = (ev["ts"] < last_ts).to_numpy()
+        late = int(is_late.sum())
+        ev = ev[~is_late]
+        prior = prior[prior["user_id"].isin(ev["user_id"])]
+    ev["_new"] = 1
+    seq = pd.concat([prior.assign(_new=0)[ev.columns], ev], ignore_index=True) if len(prior) else ev
+    seq = seq.sort_values(["user_id", "_new", "ts", "lat", "lon"], kind="mergesort").reset_index(drop=True)
+
+    users = seq["user_id"].to_numpy()
+    ts_ns = tb.epoch_ns(seq["ts"])
+    lat = seq["lat"].to_numpy()
+    lon = seq["lon"].to_numpy()
+    same_user = np.zeros(len(seq), dtype=bool)
+    if len(seq) > 1:
+        same_user[1:] = users[1:] == users[:-1]
+    gap_ok = np.zeros(len(seq), dtype=bool)
+    gap_ok[1:] = same_user[1:] & (ts_ns[1:] - ts_ns[:-1] <= params.max_gap.value)
+    gap_ok &= seq["_new"].to_numpy() == 1
+    rows = np.flatnonzero(gap_ok)
+
+    qi, pi, d_k = places.cells.within(lat[rows], lon[rows], params.approach_radius_m)
+    k = rows[qi]
+    d_prev = haversine_m(lat[k - 1], lon[k - 1], places.cells.lat[pi], places.cells.lon[pi])
+    closing = (d_prev - d_k) >= params.min_closing_m
+    k, pi, d_k = k[closing], pi[closing], d_k[closing]
+
+    cand = pd.DataFrame({
+        "_cand": np.arange(len(k)),
+        "user_id": users[k],
+        "establishment_id": places.establishment_id[pi],
+        "ts": seq["ts"].to_numpy()[k],
+        "distance_m": d_k,
+    }).astype({"ts": "datetime64[ns, UTC]"})
+    cand["_date"] = tb.local_date(tb.local(cand["ts"], tz))
+    active = cand.merge(ranked, on="establishment_id", how="inner")
+    active = active[(active["start_date"] <= active["_date"]) & (active["_date"] <= active["end_date"])]
+    best = active.sort_values(["_cand", "rank"], kind="mergesort").drop_duplicates("_cand")
+
+    emitted, last_suggestion = _apply_cooldown(best, state.last_suggestion, params.cooldown)
+    out = sort_output(emitted[_OUT], output_keys("recommendations"))
+    last = seq.groupby("user_id", sort=False).tail(1)[["user_id", "ts", "lat", "lon"]]
+    kept = state.last_event[~state.last_event["user_id"].isin(last["user_id"])]
+    new_state = RecommenderState(
+        last_event=pd.concat([kept, last], ignore_index=True) if len(kept) else last.reset_index(drop=True),
+        last_suggestion=last_suggestion,
+    )
+    return RecommendResult(rows=out, state=new_state, late=late)
+
+
+def _apply_cooldown(approaches: pd.DataFrame, last_suggestion: pd.DataFrame,
+                    cooldown: pd.Timedelta) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Keep an approach unless its (user, establishment) got a suggestion less than
+    ``cooldown`` before (greedy in time order: only emitted suggestions count)."""
+    if approaches.empty:
+        return approaches, last_suggestion
+    a = approaches.sort_values(["user_id", "establishment_id", "ts"], kind="mergesort").reset_index(drop=True)
+    prior = pd.Series(
+        tb.epoch_ns(last_suggestion["ts"]),
+        index=pd.MultiIndex.from_arrays([last_suggestion["user_id"], last_suggestion["establishment_id"]]),
+    ) if len(last_suggestion) else None
+    t = tb.epoch_ns(a["ts"])
+    u = a["user_id"].to_numpy()
+    e = a["establishment_id"].to_numpy()
+    cd = cooldown.value
+    keep = np.zeros(len(a), dtype=bool)
+    last = None
+    for i in range(len(a)):
+        if i == 0 or u[i] != u[i - 1] or e[i] != e[i - 1]:
+            last = None
+            if prior is not None:
+                last = prior.get((u[i], e[i]))
+        if last is None or t[i] - last >= cd:
+            keep[i] = True
+            last = t[i]
+    emitted = a[keep]
+    latest = emitted.groupby(["user_id", "establishment_id"], sort=False).tail(1)[["user_id", "establishment_id", "ts"]]
+    if len(last_suggestion):
+        key = pd.MultiIndex.from_frame(latest[["user_id", "establishment_id"]])
+        old = last_suggestion[~pd.MultiIndex.from_frame(last_suggestion[["user_id", "establishment_id"]]).isin(key)]
+        latest = pd.concat([old, latest], ignore_index=True)
+    return emitted, latest.reset_index(drop=True)
+
+
+def recommendations(locations: pd.DataFrame, establishments: pd.DataFrame, ads: pd.DataFrame,
+                    campaigns: pd.DataFrame, interactions: pd.DataFrame, *, tz: str,
+                    params: RecommendParams) -> pd.DataFrame:
+    """Batch form of the real-time job: every suggestion the stream would emit."""
+    places = place_index(establishments, params.approach_radius_m)
+    ranked = ranked_ads(ads, campaigns, ad_counts(interactions))
+    return recommend(locations, places, ranked, tz=tz, params=params).rows
