@@ -25,9 +25,18 @@ _SHARED_IDS = {
 
 
 def harmonise_ids(raw: dict[str, pd.DataFrame]) -> None:
-    """Joined id columns get one type: integers only if integers on both sides."""
+    """Joined id columns get one type: integers only if integers on both sides.
+
+    An empty table has no id type of its own (an empty column reads as text): it takes
+    the other side's, so integer ids stay integers when e.g. ``locations`` is empty.
+    """
     for col, tables in _SHARED_IDS.items():
-        kinds = {pd.api.types.is_integer_dtype(raw[t][col].dtype) for t in tables}
+        typed = [t for t in tables if len(raw[t])]
+        kinds = {pd.api.types.is_integer_dtype(raw[t][col].dtype) for t in typed}
+        if kinds == {True}:
+            for t in tables:
+                if not len(raw[t]):
+                    raw[t][col] = raw[t][col].astype("int64")
         if len(kinds) > 1:
             for t in tables:
                 s = raw[t][col]
