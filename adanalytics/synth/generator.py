@@ -486,7 +486,7 @@ def _write_demo(
 
 def _iso(tl: Timeline, t_local_s: float) -> str:
     us = int(tl.to_utc_us(np.array([t_local_s]))[0])
-    return np.datetime_as_string(np.datetime64(us, "us"), unit="s") + "Z"
+    return np.datetime_as_string(np.datetime64(us, "us"), unit="ms") + "Z"
 
 
 def _users_truth(result: ChunkResult, width: int) -> dict[str, Any]:
