@@ -281,6 +281,18 @@ def generate(
 
     rows = {name: table.num_rows for name, table in dims.items()}
     rows["interactions"] = sum(s["interactions"] for s in summaries)
+    if rows["interactions"] == 0:  # a directory without files has no schema: write one
+        _write_month_files(
+            out_path,
+            "interactions",
+            timeline.months[:1],
+            np.array([0, 0]),
+            0,
+            _interaction_columns(
+                np.empty(0, "S1"), *(np.empty(0, np.int64) for _ in range(4)), ad_ids
+            ),
+            allow_empty=True,
+        )
     rows["locations"] = sum(s["locations"] for s in summaries) + demo_summary["locations"]
     truth = _truth(
         world,
@@ -354,12 +366,13 @@ def _write_month_files(
     month_ptr: np.ndarray,
     part: int,
     columns: dict[str, pa.Array],
+    allow_empty: bool = False,
 ) -> None:
     """One file per month; rows of month m are the slice [month_ptr[m], month_ptr[m + 1])."""
     data = pa.table(columns)
     for m, label in enumerate(months):
         lo, hi = int(month_ptr[m]), int(month_ptr[m + 1])
-        if hi <= lo:
+        if hi <= lo and not allow_empty:
             continue
         folder = out / table / f"month={label}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -404,6 +417,22 @@ def _write_locations(
 _ACTIONS = pa.array(["view", "click"], pa.string())
 
 
+def _interaction_columns(
+    user_ids: np.ndarray,
+    user: np.ndarray,
+    ad: np.ndarray,
+    click: np.ndarray,
+    ts: np.ndarray,
+    ad_ids: pa.Array,
+) -> dict[str, pa.Array]:
+    return {
+        "user_id": _gather_ids(user_ids, user),
+        "ad_id": ad_ids.take(pa.array(ad, pa.int64())),
+        "action": _ACTIONS.take(pa.array(np.asarray(click, dtype=np.int8))),
+        "ts": _ts_array(np.asarray(ts, dtype=np.int64)),
+    }
+
+
 def _chunk_task(
     world: World,
     out: Path,
@@ -434,12 +463,9 @@ def _chunk_task(
         tl.months,
         result.int_month_ptr,
         index,
-        {
-            "user_id": _gather_ids(user_ids, result.int_user),
-            "ad_id": ad_ids.take(pa.array(result.int_ad)),
-            "action": _ACTIONS.take(pa.array(result.int_click.astype(np.int8))),
-            "ts": _ts_array(result.int_ts_us),
-        },
+        _interaction_columns(
+            user_ids, result.int_user, result.int_ad, result.int_click, result.int_ts_us, ad_ids
+        ),
     )
     summary = chunk_summary(result)
     # free the big arrays early: only the small per-user truth travels back
