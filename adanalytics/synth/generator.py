@@ -74,6 +74,8 @@ PARQUET_OPTIONS: dict[str, Any] = {
     "use_dictionary": ["user_id", "ad_id", "action"],
     "write_statistics": True,
 }
+#: The small dimension tables compress well (names, categories).
+PARQUET_OPTIONS_DIM: dict[str, Any] = {"compression": "snappy"}
 TRUTH_VERSION = 1
 
 
@@ -235,45 +237,19 @@ def generate(
         demo = approach_users(world, 0)
     main_records = records - len(demo.user)
     user_width = max(7, len(str(sizes.users + sizes.approach_users)))
-    users_per_chunk = _split(sizes.users, sizes.chunks)
-    records_per_chunk = _split_by(main_records, users_per_chunk)
-    first_users = np.concatenate([[0], np.cumsum(users_per_chunk)[:-1]])
 
     ad_ids = pa.array(camp.ad_ids, pa.string())
-    summaries: list[dict[str, Any]] = []
-    users_truth: dict[str, Any] = {}
-    bar = _Progress(records, progress)
-    with bar, ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="synth") as pool:
-        pending: deque[Future[tuple[ChunkResult, dict[str, Any]]]] = deque()
-
-        def submit(i: int) -> None:
-            pending.append(
-                pool.submit(
-                    _chunk_task,
-                    world,
-                    out_path,
-                    i,
-                    int(first_users[i]),
-                    int(users_per_chunk[i]),
-                    int(records_per_chunk[i]),
-                    user_width,
-                    ad_ids,
-                )
-            )
-
-        nxt = 0
-        while nxt < sizes.chunks and len(pending) < WORKERS + 1:
-            submit(nxt)
-            nxt += 1
-        while pending:
-            result, summary = pending.popleft().result()
-            if nxt < sizes.chunks:
-                submit(nxt)
-                nxt += 1
-            summaries.append(summary)
-            users_truth.update(_users_truth(result, user_width))
-            bar.advance(summary["locations"])
-
+    with _Progress(records, progress) as bar:
+        summaries, users_truth = _run_chunks(
+            world,
+            out_path,
+            sizes.chunks,
+            _split(sizes.users, sizes.chunks),
+            main_records,
+            user_width,
+            ad_ids,
+            bar,
+        )
         demo_truth, demo_summary = _write_demo(
             world, out_path, demo, sizes, user_width, sizes.chunks
         )
@@ -297,7 +273,7 @@ def generate(
     truth = _truth(
         world,
         records=records,
-        scale=scale,
+        scale=scale if isinstance(scale, str) else int(scale),
         center=center,
         months=int(months),
         sizes=sizes,
@@ -312,7 +288,48 @@ def generate(
     )
 
 
-PARQUET_OPTIONS_DIM: dict[str, Any] = {"compression": "snappy"}
+def _run_chunks(
+    world: World,
+    out: Path,
+    n_chunks: int,
+    users_per_chunk: np.ndarray,
+    records: int,
+    user_width: int,
+    ad_ids: pa.Array,
+    bar: _Progress,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Generate and write every chunk, ``WORKERS`` at a time, collecting their truth in order.
+
+    At most ``WORKERS + 1`` chunks are in flight, which bounds memory at any scale.
+    """
+    records_per_chunk = _split_by(records, users_per_chunk)
+    first_users = np.concatenate([[0], np.cumsum(users_per_chunk)[:-1]])
+    summaries: list[dict[str, Any]] = []
+    users_truth: dict[str, Any] = {}
+    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="synth") as pool:
+        pending: deque[Future[tuple[ChunkResult, dict[str, Any]]]] = deque()
+        nxt = 0
+        while pending or nxt < n_chunks:
+            while nxt < n_chunks and len(pending) < WORKERS + 1:
+                pending.append(
+                    pool.submit(
+                        _chunk_task,
+                        world,
+                        out,
+                        nxt,
+                        int(first_users[nxt]),
+                        int(users_per_chunk[nxt]),
+                        int(records_per_chunk[nxt]),
+                        user_width,
+                        ad_ids,
+                    )
+                )
+                nxt += 1
+            result, summary = pending.popleft().result()
+            summaries.append(summary)
+            users_truth.update(_users_truth(result, user_width))
+            bar.advance(summary["locations"])
+    return summaries, users_truth
 
 
 def _prepare(out: Path) -> None:
