@@ -22,7 +22,7 @@ def interaction_touches(interactions: pd.DataFrame, ads: pd.DataFrame) -> pd.Dat
     return pd.DataFrame({
         "user_id": interactions["user_id"].to_numpy(),
         "establishment_id": lookup(ads["ad_id"], ads["establishment_id"], interactions["ad_id"]).to_numpy(),
-        "ts": interactions["ts"].to_numpy(),
+        "ts": interactions["ts"].array,  # .array keeps tz; .to_numpy() would box Timestamps
     }).astype({"ts": "datetime64[ns, UTC]"})
 
 
@@ -34,7 +34,7 @@ def attributed(pairs: pd.DataFrame, touches: pd.DataFrame, window: pd.Timedelta)
     left = pd.DataFrame({
         "user_id": pairs["user_id"].to_numpy(),
         "establishment_id": pairs["establishment_id"].to_numpy(),
-        "ts": pairs["ts"].to_numpy(),
+        "ts": pairs["ts"].array,
         "_row": np.arange(len(pairs)),
     }).astype({"ts": "datetime64[ns, UTC]"})
     left = left.sort_values("ts", kind="mergesort")

@@ -88,12 +88,12 @@ def recommend(events: pd.DataFrame, places: PlaceIndex, ranked: pd.DataFrame, *,
         "user_id": events["user_id"].to_numpy(),
         "lat": events["lat"].to_numpy(np.float64),
         "lon": events["lon"].to_numpy(np.float64),
-        "ts": events["ts"].to_numpy(),
+        "ts": events["ts"].array,  # .array keeps tz; .to_numpy() would box Timestamps
     }).astype({"ts": "datetime64[ns, UTC]"})
     late = 0
     prior = state.last_event
     if len(prior):
-        last_ts = ev["user_id"].map(pd.Series(prior["ts"].to_numpy(), index=prior["user_id"]))
+        last_ts = ev["user_id"].map(pd.Series(prior["ts"].array, index=prior["user_id"]))
         is_late = (ev["ts"] < last_ts).to_numpy()
         late = int(is_late.sum())
         ev = ev[~is_late]
@@ -124,7 +124,7 @@ def recommend(events: pd.DataFrame, places: PlaceIndex, ranked: pd.DataFrame, *,
         "_cand": np.arange(len(k)),
         "user_id": users[k],
         "establishment_id": places.establishment_id[pi],
-        "ts": seq["ts"].to_numpy()[k],
+        "ts": seq["ts"].array.take(k),
         "distance_m": d_k,
     }).astype({"ts": "datetime64[ns, UTC]"})
     cand["_date"] = tb.local_date(tb.local(cand["ts"], tz))
