@@ -99,10 +99,29 @@ def parse_date(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     elif pd.api.types.is_datetime64_dtype(s.dtype):
         d = s
     else:
-        d = pd.to_datetime(s.astype(object).map(lambda v: None if v is None else str(v)),
-                           errors="coerce", format="ISO8601")
+        # value by value (a dimension table: few distinct values): a date written with a
+        # time and offset ("2024-01-01T10:00:00-03:00") is the date as written, and mixed
+        # offsets must not turn the column into objects
+        text = s.astype(object).map(lambda v: None if _isna(v) else str(v))
+        uniq = {v: _parse_date_one(v) for v in pd.unique(text.dropna())}
+        d = pd.Series(pd.to_datetime([uniq.get(v, pd.NaT) if v is not None else pd.NaT
+                                      for v in text]), index=s.index)
     d = d.dt.normalize().astype("datetime64[ns]")
     return d, d.isna().to_numpy()
+
+
+def _isna(v: object) -> bool:
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _parse_date_one(v: str) -> pd.Timestamp:
+    t = pd.to_datetime(v, format="ISO8601", errors="coerce")
+    if t is pd.NaT:
+        return pd.NaT
+    return t.tz_localize(None) if t.tzinfo is not None else t
 
 
 def _not_null(s: pd.Series) -> np.ndarray:
