@@ -115,6 +115,7 @@ def read_pandas(src: TableSource, storage_options: dict[str, Any] | None = None)
     fs, _ = filesystem(src.url, storage_options)
     cols = schema.columns(src.name)
     if src.format == "parquet":
+        import pyarrow as pa
         import pyarrow.dataset as pads
 
         try:
@@ -124,7 +125,14 @@ def read_pandas(src: TableSource, storage_options: dict[str, Any] | None = None)
             raise DataContractError(msg) from exc
         check_columns(src, dset.schema.names)
         table = dset.to_table(columns=cols)
-        return table.to_pandas()
+        df = table.to_pandas()
+        # An integer id column with nulls would come back as float64 (1 -> 1.0, later
+        # "1.0" != "1"): keep it integer (nullable) - the null rows are rejected anyway.
+        for col in schema.id_columns(src.name):
+            column = table.column(col)
+            if pa.types.is_integer(column.type) and column.null_count:
+                df[col] = column.to_pandas(types_mapper={column.type: pd.Int64Dtype()}.get)
+        return df
     with fs.open(src.path, "rb", compression=src.compression) as fh:
         try:
             df = pd.read_csv(fh, dtype=str, keep_default_na=False, na_values=[""])

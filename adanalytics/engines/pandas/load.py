@@ -79,6 +79,9 @@ def validate_frames(
         if not ok.all():
             rejected[t] = rejected_rows(raw[t], checked, t)
         v = checked.loc[ok, schema.columns(t)].reset_index(drop=True)
+        for col in schema.id_columns(t):  # nullable ints (ids read with nulls) -> int64
+            if isinstance(v[col].dtype, pd.Int64Dtype):
+                v[col] = v[col].astype("int64")
         valid[t] = v
         if t in schema.PRIMARY_KEYS:
             parents[t] = pd.Index(v[schema.PRIMARY_KEYS[t]])
@@ -136,6 +139,13 @@ def frames_from_dicts(data: dict[str, Any]) -> dict[str, pd.DataFrame]:
             msg = f"missing table '{t}'; expected tables: {', '.join(schema.TABLE_NAMES)}"
             raise DataContractError(msg)
         df = data[t] if isinstance(data[t], pd.DataFrame) else pd.DataFrame(data[t])
+        df = df.copy()
+        for col in schema.id_columns(t):
+            # integer ids next to a None arrive as float64: keep them integers (nullable)
+            if col in df.columns and pd.api.types.is_float_dtype(df[col].dtype):
+                nn = df[col].dropna()
+                if len(nn) and (nn == nn.round()).all() and (nn.abs() < 2**53).all():
+                    df[col] = df[col].astype("Int64")
         missing = [c for c in schema.columns(t) if c not in df.columns]
         if missing:
             from adanalytics.errors import DataContractError
