@@ -1,0 +1,174 @@
+"""Where the Dask engine runs: a scheduler named by address, or one embedded cluster.
+
+The embedded :class:`~distributed.LocalCluster` (a scheduler plus 2 worker processes) is
+a process-wide singleton: every Dataset and engine of the process shares it, so tests
+and notebooks never start several, and it is closed when the interpreter exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import socket
+import threading
+from typing import TYPE_CHECKING, Any
+
+from adanalytics.errors import ClusterConnectionError
+
+if TYPE_CHECKING:
+    from distributed import Client, LocalCluster
+    from distributed.security import Security
+
+log = logging.getLogger("adanalytics")
+
+#: Environment variable naming the scheduler (as in Dask itself).
+ADDRESS_ENV = "DASK_SCHEDULER_ADDRESS"
+#: Seconds to wait for a scheduler before giving up with a clear error.
+CONNECT_TIMEOUT_S = 10.0
+#: Preferred dashboard port of the embedded cluster (a free one is taken when busy).
+DASHBOARD_PORT = 8787
+#: Share of the machine's memory the embedded workers may use together; the rest is
+#: left to the client process (which holds the small tables and the final results) and
+#: to the page cache. Workers spill to disk from 60 % of their own limit.
+WORKER_MEMORY_SHARE = 0.7
+
+_lock = threading.Lock()
+_embedded: dict[str, Any] = {}
+
+
+def scheduler_address(address: str | None) -> str | None:
+    """The scheduler to connect to: ``address``, else ``$DASK_SCHEDULER_ADDRESS``, else None."""
+    address = address or os.environ.get(ADDRESS_ENV, "").strip() or None
+    return address
+
+
+def default_memory_limit(n_workers: int) -> int:
+    """Bytes per embedded worker: ``WORKER_MEMORY_SHARE`` of the machine, split evenly."""
+    from distributed.system import MEMORY_LIMIT  # honours cgroup limits
+
+    return int(MEMORY_LIMIT * WORKER_MEMORY_SHARE / max(1, n_workers))
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _dashboard_address(dashboard: bool | str) -> str | None:
+    if dashboard is False or dashboard is None:
+        return None
+    if isinstance(dashboard, str):
+        return dashboard
+    # A busy 8787 (another notebook's cluster) would only warn and disable the
+    # dashboard: take a free port instead.
+    return f":{DASHBOARD_PORT}" if _port_free(DASHBOARD_PORT) else ":0"
+
+
+def embedded_client(
+    n_workers: int = 2,
+    threads_per_worker: int = 1,
+    memory_limit: int | str | None = None,
+    dashboard: bool | str = True,
+) -> Client:
+    """The client of the process-wide embedded cluster, started on first use.
+
+    Parameters
+    ----------
+    n_workers, threads_per_worker, memory_limit, dashboard:
+        Used when the cluster is started; a running cluster is reused as it is.
+    """
+    with _lock:
+        client = _embedded.get("client")
+        if client is not None and client.status == "running":
+            return client
+        from distributed import Client, LocalCluster
+
+        cluster: LocalCluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=threads_per_worker,
+            processes=True,
+            memory_limit=memory_limit if memory_limit is not None else default_memory_limit(n_workers),
+            dashboard_address=_dashboard_address(dashboard),
+        )
+        client = Client(cluster)
+        if not _embedded.get("atexit"):
+            atexit.register(close_embedded)
+            _embedded["atexit"] = True
+        _embedded.update(cluster=cluster, client=client)
+        link = client.dashboard_link if dashboard else "disabled"
+        print(
+            f"adanalytics: started an embedded Dask cluster ({n_workers} workers x "
+            f"{threads_per_worker} thread(s)) at {cluster.scheduler_address}; dashboard: {link}",
+            flush=True,
+        )
+        return client
+
+
+def embedded_cluster() -> LocalCluster | None:
+    """The running embedded cluster, if any."""
+    return _embedded.get("cluster")
+
+
+def close_embedded() -> None:
+    """Stop the embedded cluster (registered with :mod:`atexit`)."""
+    with _lock:
+        client = _embedded.pop("client", None)
+        cluster = _embedded.pop("cluster", None)
+        for thing in (client, cluster):
+            if thing is None:
+                continue
+            try:
+                thing.close()
+            except Exception as exc:  # closing at exit must never raise
+                log.debug("closing the embedded Dask cluster: %s", exc)
+
+
+def _security(address: str, security: Security | dict[str, Any] | bool | None) -> Any:
+    """The :class:`~distributed.security.Security` for ``address``.
+
+    ``None`` means: for a ``tls://`` address, the TLS files of the Dask configuration
+    (``distributed.comm.tls.*``, e.g. from ``DASK_DISTRIBUTED__COMM__TLS__CA_FILE``);
+    otherwise no security. A dict is passed to ``Security(**dict)``.
+    """
+    from distributed.security import Security
+
+    if isinstance(security, dict):
+        return Security(**security)
+    if security is None or security is False:
+        return Security() if address.startswith("tls://") else None
+    return security
+
+
+def connect(
+    address: str,
+    *,
+    security: Security | dict[str, Any] | bool | None = None,
+    timeout: float = CONNECT_TIMEOUT_S,
+) -> Client:
+    """A new client of the scheduler at ``address``.
+
+    Raises
+    ------
+    ClusterConnectionError
+        The scheduler cannot be reached within ``timeout`` seconds (or refuses the
+        connection, e.g. because of TLS), naming the address.
+    """
+    from distributed import Client
+
+    try:
+        sec = _security(address, security)
+        return Client(address, timeout=timeout, security=sec)
+    except (OSError, TimeoutError, ValueError, TypeError, RuntimeError) as exc:
+        msg = (
+            f"cannot connect to the Dask scheduler at {address!r} within {timeout:g} s "
+            f"({type(exc).__name__}: {exc}). Check that `dask scheduler` runs there and is "
+            f"reachable (TLS addresses need the cluster's certificates), or unset address= "
+            f"and ${ADDRESS_ENV} to use an embedded local cluster."
+        )
+        raise ClusterConnectionError(msg) from exc

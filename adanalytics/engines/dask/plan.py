@@ -1,0 +1,138 @@
+"""Turning pandas kernels into Dask graphs: broadcast, map per partition, tree-reduce.
+
+Three building blocks carry every analysis of the Dask engine:
+
+- :func:`share` wraps a small object (a dimension table, the establishments' grid
+  index) as one graph task: each worker fetches it once, no big table is shuffled to
+  meet it, and a lost copy is recomputed from the graph (unlike scattered data).
+- :func:`map_kernel` runs a pandas kernel on every partition; its output schema
+  (``meta``) comes from running the same kernel on the empty input schema.
+- :func:`tree_reduce` combines the summable partial results in a tree and finishes with
+  the pandas *finalize* function, giving a single, sorted partition (results are small).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from adanalytics.engines.base import Tables
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+    from dask.delayed import Delayed
+
+#: Partial results are combined this many at a time (tree reduction fan-in).
+SPLIT_EVERY = 8
+#: Shuffles of fewer rows than this use Dask's task-based shuffle (lowest latency on
+#: small data); larger ones the peer-to-peer shuffle (bounded memory, spills to disk).
+TASK_SHUFFLE_MAX_ROWS = 5_000_000
+
+
+@dataclass
+class DaskTables(Tables):
+    """The five validated tables as Dask DataFrames, plus pandas copies of the small ones.
+
+    The dimension tables (campaigns, ads, establishments) are small: analyses read them
+    from ``small`` on the client to build broadcasts (and the grid index, cached per
+    radius in ``cache``) rather than computing them again.
+    """
+
+    small: dict[str, pd.DataFrame] = field(default_factory=dict)
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False)
+    #: valid rows per table (None when unknown)
+    rows: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Shared:
+    """A small object broadcast to every partition task.
+
+    ``value`` is the local object (used to derive output schemas), ``delayed`` the graph
+    task that yields it on the workers.
+    """
+
+    value: Any
+    delayed: Delayed
+
+
+def share(value: Any) -> Shared:
+    """Wrap ``value`` as a single graph task that every partition task depends on."""
+    import dask
+
+    return Shared(value, dask.delayed(value, pure=True, traverse=False))
+
+
+def map_kernel(frame: dd.DataFrame, kernel: Callable[..., pd.DataFrame], *shared: Shared,
+               required_columns: Sequence[str] | None = None, **kwargs: Any) -> dd.DataFrame:
+    """``kernel(partition, *shared values, **kwargs)`` on every partition.
+
+    The output schema is ``kernel`` applied to the empty input schema, so it is exactly
+    what the pandas reference produces on an empty frame.
+    """
+    meta = kernel(frame._meta, *(s.value for s in shared), **kwargs)
+    return frame.map_partitions(
+        kernel, *(s.delayed for s in shared), meta=meta,
+        required_columns=list(required_columns) if required_columns is not None else None,
+        **kwargs,
+    )
+
+
+def _identity(df: pd.DataFrame) -> pd.DataFrame:
+    return df
+
+
+def tree_reduce(partial: dd.DataFrame, *, combine: Callable[[pd.DataFrame], pd.DataFrame],
+                aggregate: Callable[[pd.DataFrame], pd.DataFrame],
+                split_every: int | None = None) -> dd.DataFrame:
+    """Combine per-partition results in a tree; ``aggregate`` gives the single final partition.
+
+    ``combine`` and ``aggregate`` receive the concatenation of several partial results
+    (empty ones left out). The result is a one-partition Dask DataFrame.
+    """
+    meta = aggregate(partial._meta)
+    return partial.reduction(
+        chunk=_identity, combine=combine, aggregate=aggregate, meta=meta,
+        split_every=split_every or SPLIT_EVERY,
+    )
+
+
+def resum(df: pd.DataFrame, *, keys: Sequence[str], values: Sequence[str]) -> pd.DataFrame:
+    """Sum ``values`` per ``keys`` (combine step of summable counts)."""
+    if df.empty:
+        return df[[*keys, *values]]
+    return df.groupby(list(keys), sort=False, as_index=False, dropna=False)[list(values)].sum()
+
+
+def strings_as_objects(df: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as numpy ``object`` (what the pandas kernels and results use).
+
+    Workers whose Dask configuration converts strings to pyarrow-backed dtypes would
+    otherwise hand the kernels (and the results) a different dtype than pandas.
+    """
+    conv = {c: object for c, t in df.dtypes.items() if isinstance(t, pd.StringDtype)}
+    if not conv:
+        return df
+    out = df.astype(conv)
+    for c in conv:
+        out[c] = out[c].where(out[c].notna(), None)
+    return out
+
+
+def no_string_conversion() -> Any:
+    """Context in which Dask keeps text columns as ``object`` (as the pandas engine does)."""
+    import dask
+
+    return dask.config.set({"dataframe.convert-string": False})
+
+
+def shuffle_method(method: str | None, rows: int | None) -> str | None:
+    """The shuffle method for about ``rows`` rows (``method`` wins when given)."""
+    if method is not None:
+        return method
+    if rows is not None and rows < TASK_SHUFFLE_MAX_ROWS:
+        return "tasks"
+    return None  # Dask's default: p2p on a distributed cluster

@@ -1,0 +1,70 @@
+"""Question 7 (batch) on Dask: the locations are shuffled by user (the approach rule
+reads each user's events in order); every partition then runs the pandas rule with the
+grid index and the ranked ads broadcast. The ads' historical CTR ranking is itself a
+tree reduction over the interactions."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from adanalytics.engines.base import RecommendParams
+from adanalytics.engines.dask.plan import (
+    DaskTables,
+    Shared,
+    map_kernel,
+    resum,
+    tree_reduce,
+)
+from adanalytics.engines.dask.plan import (
+    shuffle_method as _method,
+)
+from adanalytics.engines.dask.visits import places
+from adanalytics.engines.pandas import recommendations as _rec
+from adanalytics.engines.pandas import visits as _visits
+from adanalytics.engines.pandas.joins import sort_output
+from adanalytics.semantics import output_columns, output_keys
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+
+_COUNTS = ["views", "clicks"]
+
+
+def _ranked(counts: pd.DataFrame, *, ads: pd.DataFrame, campaigns: pd.DataFrame) -> pd.DataFrame:
+    return _rec.ranked_ads(ads, campaigns, resum(counts, keys=["ad_id"], values=_COUNTS))
+
+
+def recommendation_rows(events: pd.DataFrame, places: _visits.PlaceIndex, ranked: pd.DataFrame,
+                        *, tz: str, params: RecommendParams) -> pd.DataFrame:
+    """Kernel on a partition holding *all* events of its users: their suggestions."""
+    return _rec.recommend(events, places, ranked, tz=tz, params=params).rows
+
+
+def _sorted(rows: pd.DataFrame) -> pd.DataFrame:
+    return sort_output(rows[output_columns("recommendations")], output_keys("recommendations"))
+
+
+def _concat(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows
+
+
+def recommendations(t: DaskTables, *, tz: str, params: RecommendParams,
+                    npartitions: int | None = None, shuffle_method: str | None = None,
+                    split_every: int | None = None) -> dd.DataFrame:
+    """Every suggestion the streaming job would emit for the locations table."""
+    ads, campaigns = t.small["ads"], t.small["campaigns"]
+    counts = map_kernel(t.interactions, _rec.ad_counts, required_columns=["ad_id", "action"])
+    rank = partial(_ranked, ads=ads, campaigns=campaigns)
+    ranked_frame = tree_reduce(counts, combine=partial(resum, keys=["ad_id"], values=_COUNTS),
+                               aggregate=rank, split_every=split_every)
+    ranked = Shared(rank(counts._meta), ranked_frame.to_delayed()[0])
+    n = npartitions or max(1, t.locations.npartitions)
+    method = _method(shuffle_method, t.rows.get("locations"))
+    by_user = t.locations.shuffle("user_id", npartitions=n, shuffle_method=method,
+                                  ignore_index=True)
+    rows = map_kernel(by_user, recommendation_rows, places(t, params.approach_radius_m), ranked,
+                      tz=tz, params=params)
+    return tree_reduce(rows, combine=_concat, aggregate=_sorted, split_every=split_every)
