@@ -156,9 +156,9 @@ def _create_network() -> None:
 
 
 def _delete_hub_user() -> None:
+    # its processes ran in the master namespace and ended with it (_delete_network)
     if sh("id", HUB_USER, check=False).returncode == 0:
-        sh("pkill", "-KILL", "-u", HUB_USER, check=False)
-        sh("userdel", "-r", HUB_USER, check=False)
+        sh("userdel", "--remove", "--force", HUB_USER, check=False)
 
 
 def _generate_data(target: Path) -> None:
