@@ -64,7 +64,8 @@ def parse_ts(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
                 as_str[iso].str.strip(), utc=True, format="ISO8601", errors="coerce"
             )
             if parsed.isna().any():  # one odd row makes the fast path give up: go row by row
-                parsed = as_str[iso].map(_parse_one)
+                # NaT-only or out-of-range rows must not break the dtype conversion below
+                parsed = pd.to_datetime(as_str[iso].map(_parse_one), utc=True, errors="coerce")
             out[iso] = parsed.astype("datetime64[ns, UTC]")
         num = is_num | digits
         if num.any():
