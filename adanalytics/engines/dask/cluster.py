@@ -33,6 +33,11 @@ DASHBOARD_PORT = 8787
 #: to the page cache. Workers spill to disk from 60 % of their own limit.
 WORKER_MEMORY_SHARE = 0.7
 
+#: Environment variables the embedded workers follow from the client process (they are
+#: started once per process, so later changes - e.g. S3 credentials - would not reach
+#: them otherwise).
+SHARED_ENV_PREFIXES: tuple[str, ...] = ("AWS_", "ADANALYTICS_")
+
 _lock = threading.Lock()
 _embedded: dict[str, Any] = {}
 
@@ -108,6 +113,18 @@ def embedded_client(
             flush=True,
         )
         return client
+
+
+def _set_environment(env: dict[str, str], prefixes: tuple[str, ...]) -> None:
+    for key in [k for k in os.environ if k.startswith(prefixes) and k not in env]:
+        del os.environ[key]
+    os.environ.update(env)
+
+
+def share_environment(client: Client) -> None:
+    """Give the embedded workers this process's ``AWS_*`` / ``ADANALYTICS_*`` variables."""
+    env = {k: v for k, v in os.environ.items() if k.startswith(SHARED_ENV_PREFIXES)}
+    client.run(_set_environment, env, SHARED_ENV_PREFIXES)
 
 
 def embedded_cluster() -> LocalCluster | None:

@@ -107,6 +107,8 @@ class DaskEngine:
     # --- loading ----------------------------------------------------------------------
     def load(self, path: str, *, tz: str, on_invalid: str, rejected_path: str | None,
              storage_options: dict[str, Any] | None) -> tuple[Tables, ValidationReport]:
+        if not self._owns_client:  # embedded workers: same machine, same credentials
+            _cluster.share_environment(self.client)
         with no_string_conversion():
             tables, report, self.rejected = _load.load(
                 self.client, path, on_invalid=on_invalid, rejected_path=rejected_path,

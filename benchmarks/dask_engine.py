@@ -1,0 +1,230 @@
+"""The Dask engine (embedded cluster, 2 workers, persisted tables) against the pandas engine.
+
+    python benchmarks/dask_engine.py --scale medium              # 1e7 location records
+    python benchmarks/dask_engine.py --scale large --no-pandas --no-persist --repeat 1
+
+For every analysis: wall time of the pandas engine (tables already in memory) and of the
+Dask engine (tables persisted in the workers' memory unless ``--no-persist``, then each
+analysis reads and validates the Parquet files itself: the out-of-core mode), input
+records per second, the speed-up (pandas time / Dask time), and the peak resident memory
+of the Dask workers (sum over workers, sampled) and of this process. Results are checked
+to be identical to the pandas engine's. Loading (read + validate) and persisting are
+reported separately. ``--json PATH`` writes every figure.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import _common as bc
+
+import adanalytics as aa
+
+#: analysis -> tables it reads (their rows are its input records)
+INPUTS: dict[str, tuple[str, ...]] = {
+    "ctr": ("interactions",),
+    "visits": ("locations",),
+    "attribution": ("locations", "interactions"),
+    "category_hourly": ("interactions",),
+    "interaction_profile": ("interactions",),
+    "preferred_ad_category": ("interactions",),
+    "visit_profile": ("locations",),
+    "preferred_establishment_category": ("locations",),
+    "recommendations": ("locations", "interactions"),
+}
+DEFAULT = "visits,attribution,interaction_profile,visit_profile"
+BY_ANALYSES = {"ctr", "visits", "attribution", "category_hourly"}
+
+
+def _parser() -> Any:
+    p = bc.base_parser(__doc__.split("\n\n")[0])
+    p.add_argument("--analyses", default=DEFAULT,
+                   help=f"comma-separated analyses, or 'all' (default: {DEFAULT})")
+    p.add_argument("--by", choices=("total", "month"), default="total",
+                   help="grouping of ctr/visits/attribution/category_hourly (default total)")
+    p.add_argument("--workers", type=int, default=2, help="embedded Dask workers (default 2)")
+    p.add_argument("--threads", type=int, default=1, help="threads per worker (default 1)")
+    p.add_argument("--memory-limit", default=None,
+                   help="per-worker memory limit (default: 70%% of RAM split between workers)")
+    p.add_argument("--scheduler", default=None,
+                   help="an existing scheduler instead of the embedded cluster")
+    p.add_argument("--shuffle-method", default=None, choices=("p2p", "tasks"),
+                   help="by-user shuffle (default: tasks below 5e6 rows, else p2p)")
+    p.add_argument("--blocksize", default=None, help="Parquet partition size (Dask default)")
+    p.add_argument("--no-persist", action="store_true",
+                   help="do not persist: every analysis reads the files (out-of-core)")
+    p.add_argument("--no-pandas", action="store_true",
+                   help="skip the pandas engine (no speed-up, no result check)")
+    p.add_argument("--json", default=None, help="write the figures to this JSON file")
+    return p
+
+
+class WorkerPeak:
+    """Peak summed RSS of the Dask worker processes while the ``with`` block runs."""
+
+    def __init__(self, pids: list[int], interval: float = 0.05) -> None:
+        import psutil
+
+        self.procs = [psutil.Process(p) for p in pids]
+        self.interval = interval
+        self.peak = 0
+        self.peak_one = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        rss = []
+        for p in self.procs:
+            try:
+                rss.append(p.memory_info().rss)
+            except Exception:  # a worker restarting
+                rss.append(0)
+        self.peak = max(self.peak, sum(rss))
+        self.peak_one = max(self.peak_one, max(rss, default=0))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> WorkerPeak:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+
+def _spilled(client: Any) -> int:
+    """Bytes the workers have spilled to disk so far."""
+    def spilled(dask_worker: Any) -> int:
+        data = dask_worker.data
+        total = getattr(data, "spilled_total", None)
+        return int(getattr(total, "disk", 0) or 0) if total is not None else 0
+
+    try:
+        return sum(client.run(spilled).values())
+    except Exception:
+        return 0
+
+
+def _call(ds: aa.Dataset, name: str, by: str) -> Any:
+    fn = getattr(ds, name)
+    return fn(by=by) if name in BY_ANALYSES else fn()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    names = list(INPUTS) if args.analyses == "all" else [a.strip() for a in args.analyses.split(",")]
+    unknown = [n for n in names if n not in INPUTS]
+    if unknown:
+        raise SystemExit(f"unknown analyses {unknown}; choose from {', '.join(INPUTS)}")
+    path = bc.dataset_dir(args)
+    bc.log(f"dataset {path}")
+    out: dict[str, Any] = {"machine": bc.machine(), "dataset": str(path), "scale": args.scale,
+                           "by": args.by, "persist": not args.no_persist, "analyses": {}}
+
+    expected: dict[str, Any] = {}
+    pandas_s: dict[str, float] = {}
+    rows: dict[str, int] = {}
+    if not args.no_pandas:
+        t0 = time.perf_counter()
+        pds = aa.open_dataset(str(path), engine="pandas")
+        out["pandas_load_s"] = time.perf_counter() - t0
+        rows = dict(pds.validation.rows)
+        bc.log(f"pandas: loaded in {out['pandas_load_s']:.1f} s ({rows})")
+        for name in names:
+            t = bc.timed(lambda name=name: _call(pds, name, args.by), repeat=args.repeat)
+            expected[name], pandas_s[name] = t.result, t.median
+            bc.log(f"pandas {name}: {t.median:.2f} s (peak RSS {bc.fmt_bytes(t.peak_rss)})")
+        del pds
+
+    conn: dict[str, Any] = {"n_workers": args.workers, "threads_per_worker": args.threads}
+    if args.scheduler:
+        conn = {"address": args.scheduler}
+    if args.memory_limit:
+        conn["memory_limit"] = args.memory_limit
+    for key in ("shuffle_method", "blocksize"):
+        if getattr(args, key):
+            conn[key] = getattr(args, key)
+    t0 = time.perf_counter()
+    dds = aa.open_dataset(str(path), engine="dask", **conn)
+    out["dask_load_s"] = time.perf_counter() - t0
+    rows = rows or dict(dds.validation.rows)
+    client = dds.engine.client
+    pids = list(client.run(__import__("os").getpid).values())
+    out["workers"] = len(pids)
+    bc.log(f"dask: opened (read + validate) in {out['dask_load_s']:.1f} s on {len(pids)} workers; "
+           f"dashboard {dds.engine.dashboard_link}")
+    if not args.no_persist:
+        with WorkerPeak(pids) as mem:
+            t0 = time.perf_counter()
+            dds.persist()
+            out["dask_persist_s"] = time.perf_counter() - t0
+        out["dask_persist_worker_peak_rss"] = mem.peak
+        bc.log(f"dask: persisted in {out['dask_persist_s']:.1f} s "
+               f"(workers' RSS {bc.fmt_bytes(mem.peak)})")
+
+    table = []
+    for name in names:
+        n_in = sum(rows[t] for t in INPUTS[name])
+        spilled0 = _spilled(client)
+        with WorkerPeak(pids) as mem:
+            t = bc.timed(lambda name=name: aa.to_pandas(_call(dds, name, args.by)),
+                         repeat=args.repeat)
+        rec: dict[str, Any] = {
+            "records": n_in, "dask_s": t.median, "dask_runs_s": t.seconds,
+            "dask_records_per_s": n_in / t.median,
+            "worker_peak_rss": mem.peak, "worker_peak_rss_one": mem.peak_one,
+            "client_peak_rss": t.peak_rss, "spilled_bytes": _spilled(client) - spilled0,
+            "result_rows": len(t.result),
+        }
+        if name in expected:
+            import pandas as pd
+
+            pd.testing.assert_frame_equal(t.result, expected[name], check_exact=True)
+            rec.update(pandas_s=pandas_s[name], pandas_records_per_s=n_in / pandas_s[name],
+                       speedup=pandas_s[name] / t.median, identical=True)
+        out["analyses"][name] = rec
+        bc.log(f"dask {name}: {t.median:.2f} s" + (f" (x{rec['speedup']:.2f} pandas)"
+                                                    if "speedup" in rec else ""))
+        table.append({
+            "analysis": name, "records": f"{n_in:,}",
+            "pandas s": f"{rec['pandas_s']:.2f}" if "pandas_s" in rec else "-",
+            "dask s": f"{t.median:.2f}",
+            "pandas rec/s": f"{rec['pandas_records_per_s']:,.0f}" if "pandas_s" in rec else "-",
+            "dask rec/s": f"{rec['dask_records_per_s']:,.0f}",
+            "dask/pandas": f"{rec['speedup']:.2f}x" if "speedup" in rec else "-",
+            "workers peak RSS": bc.fmt_bytes(mem.peak),
+            "client peak RSS": bc.fmt_bytes(t.peak_rss),
+            "spilled": bc.fmt_bytes(rec["spilled_bytes"]),
+        })
+
+    print(f"\nDask engine vs pandas engine - {bc.machine()}")
+    print(f"dataset {path} ({', '.join(f'{k} {v:,}' for k, v in rows.items())}); "
+          f"by={args.by}; {len(pids)} workers x {args.threads} thread(s); "
+          f"{'persisted' if not args.no_persist else 'read from Parquet per analysis'}; "
+          f"median of {args.repeat}")
+    extra = f"; persist {out['dask_persist_s']:.1f} s" if "dask_persist_s" in out else ""
+    print(f"load: dask {out['dask_load_s']:.1f} s"
+          + (f", pandas {out['pandas_load_s']:.1f} s" if "pandas_load_s" in out else "") + extra)
+    bc.print_table(table, list(table[0]) if table else [])
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2, default=str))
+    dds.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
