@@ -279,16 +279,23 @@ def _threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-_POOL: ThreadPoolExecutor | None = None
+_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (pid that made it, pool)
 _POOL_LOCK = threading.Lock()
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
+    """The module's worker threads (made again in a forked child: threads do not survive
+    a fork, a pool inherited from the parent would never run anything)."""
     global _POOL
     with _POOL_LOCK:
-        if _POOL is None or _POOL._max_workers < workers:
-            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="adanalytics-geo")
-        return _POOL
+        if _POOL is None or _POOL[0] != os.getpid() or _POOL[1]._max_workers < workers:
+            pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="adanalytics-geo")
+            _POOL = (os.getpid(), pool)
+        return _POOL[1]
+
+
+if hasattr(os, "register_at_fork"):  # the lock may be held by a thread that is gone
+    os.register_at_fork(after_in_child=lambda: globals().update(_POOL_LOCK=threading.Lock()))
 
 
 def _hash_table(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:

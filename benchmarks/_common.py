@@ -353,6 +353,7 @@ class PeakRSS:
 @dataclass
 class Timing:
     seconds: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # CPU seconds of the process (all threads)
     peak_rss: int = 0
     extra_rss: int = 0
     result: Any = None
@@ -361,17 +362,24 @@ class Timing:
     def median(self) -> float:
         return statistics.median(self.seconds)
 
+    @property
+    def cpu_median(self) -> float:
+        return statistics.median(self.cpu) if self.cpu else float("nan")
+
 
 def timed(fn: Callable[[], Any], repeat: int = 1) -> Timing:
-    """Run ``fn`` ``repeat`` times: wall-clock seconds of each, peak RSS, the last result."""
+    """Run ``fn`` ``repeat`` times: wall-clock and CPU seconds of each, peak RSS, the
+    last result."""
     t = Timing()
     for _ in range(max(1, repeat)):
         t.result = None
         gc.collect()
         with PeakRSS() as mem:
+            c0 = time.process_time()
             t0 = time.perf_counter()
             t.result = fn()
             t.seconds.append(time.perf_counter() - t0)
+            t.cpu.append(time.process_time() - c0)
         t.peak_rss = max(t.peak_rss, mem.peak)
         t.extra_rss = max(t.extra_rss, mem.extra)
     return t

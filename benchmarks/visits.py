@@ -52,7 +52,7 @@ def _parser() -> Any:
                    help="records checked against a brute force over all establishments")
     p.add_argument("--sample-geopandas", type=int, default=1_000_000,
                    help="records given to GeoPandas (0 = all)")
-    p.add_argument("--sample-balltree", type=int, default=1_000_000,
+    p.add_argument("--sample-balltree", type=int, default=200_000,
                    help="records given to the BallTree (0 = all)")
     p.add_argument("--sample-geography", type=int, default=0,
                    help="records given to SedonaDB's geography join (0 = all)")
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     def add(method: str, records: int, t: bc.Timing, pairs: int | None, check: str,
             note: str = "", extrapolated: bool = False) -> dict[str, Any]:
         row = {
-            "method": method, "records": records, "seconds": t.median,
+            "method": method, "records": records, "seconds": t.median, "cpu": t.cpu_median,
             "rate": records / t.median, "pairs": pairs, "check": check,
             "peak_rss": t.peak_rss, "extra_rss": t.extra_rss, "note": note,
             "runs": len(t.seconds), "extrapolated": extrapolated,
@@ -231,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     add("pandas: visit detection (visit_pairs, prebuilt index)", n, t_pairs, len(pairs),
         truth_note)
     add("pandas: geo kernel (CellIndex.within, arrays)", n, t_kernel, len(qi), "same pairs")
-    both = bc.Timing(seconds=[t_index.median + t_pairs.median], peak_rss=t_pairs.peak_rss,
+    both = bc.Timing(seconds=[t_index.median + t_pairs.median],
+                     cpu=[t_index.cpu_median + t_pairs.cpu_median], peak_rss=t_pairs.peak_rss,
                      extra_rss=max(t_index.extra_rss, t_pairs.extra_rss))
     add("pandas: index build + visit detection", n, both, len(pairs), "")
     del pairs
@@ -352,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             "method": r["method"] + (" *" if r["note"].startswith("sample") else ""),
             "records": f"{r['records']:,}",
             "seconds": f"{r['seconds']:.3f}",
+            "cpu s": f"{r['cpu']:.2f}",
             "records/s": f"{r['rate'] / 1e6:.2f} M",
             "x SedonaDB": (f"{r['rate'] / ref['rate']:.2f}" if ref and "index build (" not in r["method"]
                            else ""),
@@ -359,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
             "peak RSS (+during)": f"{bc.fmt_bytes(r['peak_rss'])} (+{bc.fmt_bytes(r['extra_rss'])})",
             "check": r["check"],
         })
-    bc.print_table(table, ["method", "records", "seconds", "records/s", "x SedonaDB", "pairs",
+    bc.print_table(table, ["method", "records", "seconds", "cpu s", "records/s", "x SedonaDB", "pairs",
                            "peak RSS (+during)", "check"])
     print()
     print("* on a random sample of the records; records/s is the sample's (extrapolates "
@@ -367,8 +369,11 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         if r["note"] and not r["note"].startswith("sample"):
             print(f"- {r['method']}: {r['note']}")
-    print(f"seconds: median of {args.repeat} runs for the fast methods, 1 run otherwise; "
-          f"process peak RSS {bc.fmt_bytes(bc.max_rss_process())}")
+    print(f"seconds: wall clock, median of {args.repeat} runs for the fast methods, 1 run "
+          f"otherwise; cpu s: CPU seconds of the process (all threads, SedonaDB's included) - "
+          f"the fairer figure when the machine is shared; peak RSS: resident memory of the "
+          f"process while the method ran (+ above its start); process peak "
+          f"{bc.fmt_bytes(bc.max_rss_process())}")
     if args.json:
         Path(args.json).write_text(json.dumps({
             "command": command, "machine": bc.machine(), "load": [load0, load1],

@@ -9,7 +9,9 @@ city, near the poles, across the antimeridian, at 50 m and 500 m, on both look-u
 from __future__ import annotations
 
 import math
+import os
 import pickle
+import time
 import zlib
 
 import numpy as np
@@ -249,3 +251,29 @@ def test_haversine_scalar_and_arrays() -> None:
     d = geo.haversine_m(np.array([0.0, 10.0]), np.array([179.9, 0.0]), np.array([0.0, 10.0]),
                         np.array([-179.9, 0.0]))
     assert d[0] == pytest.approx(0.2 * math.pi / 180 * EARTH_RADIUS_M, rel=1e-9) and d[1] == 0.0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")  # Python >= 3.12
+def test_threads_work_after_fork() -> None:
+    # a worker pool made before a fork has no threads in the child: it must be remade
+    rng = np.random.default_rng(6)
+    plat, plon = RECIFE[0] + rng.normal(0, 0.02, 100), RECIFE[1] + rng.normal(0, 0.02, 100)
+    qlat = RECIFE[0] + rng.normal(0, 0.02, 3 * geo._CHUNK)
+    qlon = RECIFE[1] + rng.normal(0, 0.02, 3 * geo._CHUNK)
+    index = geo.build_index(plat, plon, 50.0)
+    want = index.within(qlat, qlon, threads=2)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        got = index.within(qlat, qlon, threads=2)
+        os._exit(0 if all(np.array_equal(g, w) for g, w in zip(got, want, strict=True)) else 1)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail("within() hung in a forked child")
