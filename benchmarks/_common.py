@@ -362,6 +362,14 @@ class Timing:
     def median(self) -> float:
         return statistics.median(self.seconds)
 
+    def add(self, other: Timing) -> None:
+        """Merge the runs of ``other`` (its result replaces this one's)."""
+        self.seconds += other.seconds
+        self.cpu += other.cpu
+        self.peak_rss = max(self.peak_rss, other.peak_rss)
+        self.extra_rss = max(self.extra_rss, other.extra_rss)
+        self.result = other.result
+
     @property
     def cpu_median(self) -> float:
         return statistics.median(self.cpu) if self.cpu else float("nan")

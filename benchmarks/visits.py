@@ -198,14 +198,42 @@ def main(argv: list[str] | None = None) -> int:
                + (f", {pairs:,} pairs" if pairs is not None else ""))
         return row
 
-    # ---- pandas engine -----------------------------------------------------------
+    # ---- head to head: the engine's detection and SedonaDB's joins, interleaved ------
+    # Rounds of [visit_pairs, kernel, SedonaDB (degrees), SedonaDB (UTM)] so that every
+    # method sees the same machine (the load of a shared machine drifts over minutes).
     t_index = bc.timed(lambda: vis.place_index(est, radius), args.repeat)
     places = t_index.result
-    add("pandas: index build (place_index)", m, t_index, None, "",
-        note=f"{len(places.cells.keys):,} cells, {len(places.cells.items):,} entries; rate = establishments/s")
-    t_pairs = bc.timed(lambda: vis.visit_pairs(loc, places), args.repeat)
+    ux = uy = eux = euy = None
+    if "sedona" not in skip or "geopandas" not in skip:
+        bc.log("projecting to UTM 25S (not timed) ...")
+        ux, uy = utm(lat, lon)
+        eux, euy = utm(elat, elon)
+    con = None
+    deg = radius / (EARTH_RADIUS_M * math.pi / 180.0)
+    sedona_variants: list[tuple[str, str, float]] = []
+    if "sedona" not in skip:
+        import sedonadb
+
+        bc.log("loading the tables into SedonaDB as geoarrow (not timed) ...")
+        con = sedonadb.connect()
+        sedona_tables(con, lat, lon, elat, elon, "deg")
+        sedona_tables(con, lat, lon, elat, elon, "utm", x=(ux, uy), ex=(eux, euy))
+        sedona_variants = [
+            ("deg", f"SedonaDB: ST_DWithin(ST_Point lon/lat, {deg:.3e} deg) [planar degrees]",
+             deg),
+            ("utm", f"SedonaDB: ST_DWithin(ST_Point UTM 25S, {radius:g} m) [planar metres]",
+             radius),
+        ]
+    t_pairs, t_kernel = bc.Timing(), bc.Timing()
+    t_sedona = {v[0]: bc.Timing() for v in sedona_variants}
+    for rnd in range(max(1, args.repeat)):
+        bc.log(f"round {rnd + 1}/{args.repeat}")
+        t_pairs.add(bc.timed(lambda: vis.visit_pairs(loc, places)))
+        t_kernel.add(bc.timed(lambda: places.cells.within(lat, lon)))
+        for suffix, _, distance in sedona_variants:
+            t_sedona[suffix].add(bc.timed(
+                lambda suffix=suffix, distance=distance: sedona_join(con, suffix, distance)))
     pairs = t_pairs.result
-    t_kernel = bc.timed(lambda: places.cells.within(lat, lon), args.repeat)
     qi, pi, dist = t_kernel.result
     ours = pair_codes(qi, pi, m)
 
@@ -227,16 +255,49 @@ def main(argv: list[str] | None = None) -> int:
                   f"{check_against(np.unique(our_c), truth_c, m, lat[s], lon[s], elat, elon, radius)}")
     if not (same and bit_equal):
         bc.log("ERROR: " + truth_note)
+    same_pairs = (len(pairs) == len(qi)
+                  and np.array_equal(pairs["distance_m"].to_numpy(), dist))
 
+    add("pandas: index build (place_index)", m, t_index, None, "",
+        note=f"{len(places.cells.keys):,} cells, {len(places.cells.items):,} entries; "
+             "records/s = establishments/s")
     add("pandas: visit detection (visit_pairs, prebuilt index)", n, t_pairs, len(pairs),
         truth_note)
-    add("pandas: geo kernel (CellIndex.within, arrays)", n, t_kernel, len(qi), "same pairs")
+    add("pandas: geo kernel (CellIndex.within, arrays)", n, t_kernel, len(qi),
+        "same pairs" if same_pairs else "DIFFERENT pairs from visit_pairs")
     both = bc.Timing(seconds=[t_index.median + t_pairs.median],
                      cpu=[t_index.cpu_median + t_pairs.cpu_median], peak_rss=t_pairs.peak_rss,
                      extra_rss=max(t_index.extra_rss, t_pairs.extra_rss))
     add("pandas: index build + visit detection", n, both, len(pairs), "")
     del pairs
+    t_pairs.result = t_kernel.result = None
 
+    sedona_rows: list[dict[str, Any]] = []
+    for suffix, name, _ in sedona_variants:
+        rq, rp = t_sedona[suffix].result
+        chk = check_against(pair_codes(rq, rp, m), ours, m, lat, lon, elat, elon, radius)
+        sedona_rows.append(add(name, n, t_sedona[suffix], len(rq), _check_text(chk)))
+        t_sedona[suffix].result = None
+        con.drop_view(f"loc{suffix}")
+        con.drop_view(f"est{suffix}")
+
+    if con is not None and "geography" not in skip:
+        ng = n if args.sample_geography <= 0 else min(n, args.sample_geography)
+        sub = np.sort(rng.choice(n, ng, replace=False)) if ng < n else np.arange(n)
+        sedona_tables(con, lat[sub], lon[sub], elat, elon, "geo", spherical=True)
+        t = bc.timed(lambda: sedona_join(con, "geo", radius), 1)
+        rq, rp = t.result
+        rq = sub[rq]
+        ref = ours if ng == n else pair_codes(qi[np.isin(qi, sub)], pi[np.isin(qi, sub)], m)
+        chk = check_against(pair_codes(rq, rp, m), ref, m, lat, lon, elat, elon, radius)
+        sedona_rows.append(add(f"SedonaDB: ST_DWithin(geography, {radius:g} m) [sphere]", ng,
+                               t, len(rq), _check_text(chk),
+                               note="sample" if ng < n else "1 run"))
+        con.drop_view("locgeo")
+        con.drop_view("estgeo")
+        t.result = None
+
+    # ---- the full analyses ---------------------------------------------------------
     if "visits" not in skip:
         for by in ("total", "month"):
             t = bc.timed(lambda by=by: vis.visits(loc, est, by=by, tz=TZ, radius_m=radius),
@@ -255,50 +316,6 @@ def main(argv: list[str] | None = None) -> int:
             add(f'pandas: attribution(by="{by}") (+ {len(tables.interactions):,} interactions)',
                 n, t, None, f"{len(res):,} rows, {int(res['attributed_visits'].sum()):,} of "
                 f"{int(res['visits'].sum()):,} visits attributed")
-
-    # ---- SedonaDB ----------------------------------------------------------------
-    sedona_rows: list[dict[str, Any]] = []
-    ux = uy = eux = euy = None
-    if "sedona" not in skip or "geopandas" not in skip:
-        bc.log("projecting to UTM 25S (not timed) ...")
-        ux, uy = utm(lat, lon)
-        eux, euy = utm(elat, elon)
-    if "sedona" not in skip:
-        import sedonadb
-
-        con = sedonadb.connect()
-        deg = radius / (EARTH_RADIUS_M * math.pi / 180.0)
-        variants = [
-            ("deg", f"SedonaDB: ST_DWithin(ST_Point lon/lat, {deg:.3e} deg) [planar degrees]",
-             {}, deg, n),
-            ("utm", f"SedonaDB: ST_DWithin(ST_Point UTM 25S, {radius:g} m) [planar metres]",
-             {"x": (ux, uy), "ex": (eux, euy)}, radius, n),
-        ]
-        if "geography" not in skip:
-            ng = n if args.sample_geography <= 0 else min(n, args.sample_geography)
-            variants.append(("geo", f"SedonaDB: ST_DWithin(geography, {radius:g} m) [sphere]",
-                             {"spherical": True}, radius, ng))
-        for suffix, name, kw, distance, nn in variants:
-            sub = np.sort(rng.choice(n, nn, replace=False)) if nn < n else None
-            la, lo = (lat, lon) if sub is None else (lat[sub], lon[sub])
-            if "x" in kw and sub is not None:
-                kw = {**kw, "x": (ux[sub], uy[sub])}
-            sedona_tables(con, la, lo, elat, elon, suffix, **kw)
-            reps = args.repeat if nn == n and suffix != "geo" else 1
-            t = bc.timed(lambda suffix=suffix, distance=distance: sedona_join(con, suffix, distance), reps)
-            rq, rp = t.result
-            if sub is not None:
-                rq = sub[rq]
-                ref = pair_codes(qi[np.isin(qi, sub)], pi[np.isin(qi, sub)], m)
-            else:
-                ref = ours
-            chk = check_against(pair_codes(rq, rp, m), ref, m, lat, lon, elat, elon, radius)
-            row = add(name, nn, t, len(rq), _check_text(chk),
-                      note="sample" if sub is not None else "")
-            sedona_rows.append(row)
-            con.drop_view(f"loc{suffix}")
-            con.drop_view(f"est{suffix}")
-            t.result = None
 
     # ---- GeoPandas ---------------------------------------------------------------
     if "geopandas" not in skip:
@@ -357,11 +374,15 @@ def main(argv: list[str] | None = None) -> int:
             "records/s": f"{r['rate'] / 1e6:.2f} M",
             "x SedonaDB": (f"{r['rate'] / ref['rate']:.2f}" if ref and "index build (" not in r["method"]
                            else ""),
+            "x SedonaDB (cpu)": (f"{(r['records'] / r['cpu']) / (ref['records'] / ref['cpu']):.2f}"
+                                 if ref and "index build (" not in r["method"] and r["cpu"] > 0
+                                 and ref["cpu"] > 0 else ""),
             "pairs": "" if r["pairs"] is None else f"{r['pairs']:,}",
             "peak RSS (+during)": f"{bc.fmt_bytes(r['peak_rss'])} (+{bc.fmt_bytes(r['extra_rss'])})",
             "check": r["check"],
         })
-    bc.print_table(table, ["method", "records", "seconds", "cpu s", "records/s", "x SedonaDB", "pairs",
+    bc.print_table(table, ["method", "records", "seconds", "cpu s", "records/s", "x SedonaDB",
+                           "x SedonaDB (cpu)", "pairs",
                            "peak RSS (+during)", "check"])
     print()
     print("* on a random sample of the records; records/s is the sample's (extrapolates "
