@@ -42,7 +42,7 @@ _DEG = math.pi / 180.0
 #: haversine filter decides.
 _MARGIN = 1e-6
 #: Records per chunk of a query: its temporaries stay in the CPU's L2 cache.
-_CHUNK = 1 << 14
+_CHUNK = 1 << 15
 #: Empty slot of the cell hash table (cell keys are >= 0).
 _EMPTY = -1
 #: Fibonacci hashing multiplier (2**64 / golden ratio).
