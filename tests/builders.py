@@ -77,3 +77,31 @@ def write_dataset(data: dict[str, dict[str, list[Any]]], root: Any, fmt: str = "
         else:
             raise ValueError(fmt)
     return root
+
+
+def sample_dataset(int_ids: bool = False) -> dict[str, dict[str, list[Any]]]:
+    """A small dataset on which every analysis has rows (visits, attributed visits,
+    suggestions, both months); ids are integers with ``int_ids``."""
+    from tests.helpers import offset
+
+    def i(text: str) -> Any:
+        return int(text[1:]) + (100 if text[0] == "e" else 0) if int_ids else text
+
+    e2 = offset(LAT0, LON0, north_m=1000.0)
+    t0 = "2024-05-31T23:00:00Z"  # 20:00 local on May 31; +4 h is June 1 local
+    return dataset(
+        campaigns=[(i("c1"), "One", "2024-01-01", "2024-12-31"),
+                   (i("c2"), "Two", "2024-05-01", "2024-05-09")],
+        establishments=[(i("e1"), "Cafe", "cafe", LAT0, LON0), (i("e2"), "Bar", "bar", *e2)],
+        ads=[(i("a1"), i("c1"), i("e1"), "food"), (i("a2"), i("c2"), i("e2"), "drinks"),
+             (i("a3"), i("c1"), i("e2"), "drinks")],
+        interactions=[(i("u1"), i("a1"), "view", t0), (i("u1"), i("a1"), "click", minutes(t0, 1)),
+                      (i("u2"), i("a2"), "view", minutes(t0, -60)),
+                      (i("u2"), i("a3"), "view", minutes(t0, 2)),
+                      (i("u2"), i("a3"), "click", minutes(t0, 300))],
+        locations=[(i("u1"), *offset(LAT0, LON0, north_m=-600.0), minutes(t0, 10)),
+                   (i("u1"), *offset(LAT0, LON0, north_m=10.0), minutes(t0, 15)),
+                   (i("u1"), *offset(LAT0, LON0, north_m=5.0), minutes(t0, 240)),
+                   (i("u2"), *offset(*e2, north_m=-450.0), minutes(t0, 20)),
+                   (i("u2"), *offset(*e2, north_m=20.0), minutes(t0, 30))],
+    )
