@@ -366,3 +366,36 @@ def test_dask_frames_hold_no_pyarrow_strings(pair: tuple[aa.Dataset, aa.Dataset]
     for name in ("interactions", "locations"):
         meta: Any = getattr(dds.tables, name)._meta
         assert not any(isinstance(t, pd.StringDtype) for t in meta.dtypes)
+
+
+# --- the coded count kernels equal the pandas kernels ----------------------------------------
+
+
+@pytest.mark.parametrize("int_ids", [False, True], ids=["str-ids", "int-ids"])
+def test_count_kernels_equal_the_pandas_kernels(int_ids: bool) -> None:
+    from adanalytics.engines.dask import counting
+    from adanalytics.engines.pandas import profiles, visits
+
+    data = aa.open_dataset(random_dataset(seed=8, int_ids=int_ids), engine="pandas").tables
+    ads = data.ads.copy()
+    ads.loc[[1, 2], "category"] = None  # a missing category is not counted (groupby drops it)
+    est = data.establishments.copy()
+    est.loc[0, "category"] = None
+    places = visits.place_index(est, 50.0)
+
+    def same(got: pd.DataFrame, want: pd.DataFrame) -> None:
+        keys = list(want.columns[:-1])
+        assert list(got.columns) == list(want.columns)
+        assert_same(got.sort_values(keys).reset_index(drop=True),
+                    want.sort_values(keys).reset_index(drop=True))
+
+    for part in (data.locations, data.locations.iloc[:700], data.locations.iloc[:0]):
+        pairs = visits.visit_pairs(part, places)
+        for by in ("total", "month"):
+            same(counting.visit_user_counts(part, places, by=by, tz="Asia/Tokyo"),
+                 visits.visit_user_counts(pairs, by=by, tz="Asia/Tokyo"))
+        same(counting.visit_profile_counts(part, places, tz="America/New_York"),
+             profiles.visit_profile_counts(pairs, tz="America/New_York"))
+    for part in (data.interactions, data.interactions.iloc[:300], data.interactions.iloc[:0]):
+        same(counting.interaction_profile_counts(part, ads, tz="America/Recife"),
+             profiles.interaction_profile_counts(part, ads, tz="America/Recife"))

@@ -94,6 +94,9 @@ def embedded_client(
             return client
         from distributed import Client, LocalCluster
 
+        # The embedded scheduler runs in this process: its peer-to-peer shuffle plugin
+        # logs every shuffle start and end at WARNING level, which is routine here.
+        logging.getLogger("distributed.shuffle._scheduler_plugin").setLevel(logging.ERROR)
         cluster: LocalCluster = LocalCluster(
             n_workers=n_workers,
             threads_per_worker=threads_per_worker,

@@ -128,13 +128,19 @@ class DaskEngine:
 
     def persist(self, tables: Tables) -> Tables:
         """Persist the validated tables in the workers' memory (with a progress bar)."""
+        import sys
+
         from distributed import progress, wait
+        from distributed.utils import is_kernel
 
         t = self._tables(tables)
         names = ("campaigns", "ads", "establishments", "interactions", "locations")
         frames = self.client.persist([getattr(t, n) for n in names])
         try:
-            progress(frames)
+            if is_kernel() or sys.stdout.isatty():  # a widget / a terminal bar
+                progress(frames)
+            else:  # a log file: no bar redrawn ten times a second
+                wait(frames)
         except ImportError:  # a notebook without ipywidgets
             wait(frames)
         return DaskTables(**dict(zip(names, frames, strict=True)), small=t.small, cache=t.cache,

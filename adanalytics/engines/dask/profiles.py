@@ -7,10 +7,10 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING
 
+from adanalytics.engines.dask.counting import interaction_profile_counts, visit_profile_counts
 from adanalytics.engines.dask.plan import DaskTables, map_kernel, resum, share, tree_reduce
 from adanalytics.engines.dask.visits import places
 from adanalytics.engines.pandas import profiles as _prof
-from adanalytics.engines.pandas import visits as _visits
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -18,12 +18,6 @@ if TYPE_CHECKING:
 
 _INTERACTION_KEYS = ["user_id", "period", "category"]
 _VISIT_KEYS = ["user_id", "weekday", "category"]
-
-
-def visit_profile_counts(locations: pd.DataFrame, places: _visits.PlaceIndex, *,
-                         tz: str) -> pd.DataFrame:
-    """Kernel: visits per (user, weekday, establishment category) of a partition."""
-    return _prof.visit_profile_counts(_visits.visit_pairs(locations, places), tz=tz)
 
 
 def _profile(counts: pd.DataFrame, *, keys: list[str], count: str, analysis: str) -> pd.DataFrame:
@@ -36,7 +30,7 @@ def _preferred(counts: pd.DataFrame, *, keys: list[str], count: str, analysis: s
 
 
 def _interaction_counts(t: DaskTables, tz: str) -> dd.DataFrame:
-    return map_kernel(t.interactions, _prof.interaction_profile_counts, share(t.small["ads"]),
+    return map_kernel(t.interactions, interaction_profile_counts, share(t.small["ads"]),
                       tz=tz, required_columns=["user_id", "ad_id", "ts"])
 
 

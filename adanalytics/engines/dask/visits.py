@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING
 
+from adanalytics.engines.dask.counting import visit_user_counts
 from adanalytics.engines.dask.plan import DaskTables, Shared, map_kernel, resum, share, tree_reduce
 from adanalytics.engines.pandas import visits as _visits
 
@@ -20,12 +21,6 @@ def places(t: DaskTables, radius_m: float) -> Shared:
     if key not in t.cache:
         t.cache[key] = share(_visits.place_index(t.small["establishments"], radius_m))
     return t.cache[key]
-
-
-def visit_user_counts(locations: pd.DataFrame, places: _visits.PlaceIndex, *, by: str,
-                      tz: str) -> pd.DataFrame:
-    """Kernel: visits per (establishment, [month], user) of a partition of locations."""
-    return _visits.visit_user_counts(_visits.visit_pairs(locations, places), by=by, tz=tz)
 
 
 def _keys(by: str) -> list[str]:
