@@ -399,3 +399,32 @@ def test_count_kernels_equal_the_pandas_kernels(int_ids: bool) -> None:
     for part in (data.interactions, data.interactions.iloc[:300], data.interactions.iloc[:0]):
         same(counting.interaction_profile_counts(part, ads, tz="America/Recife"),
              profiles.interaction_profile_counts(part, ads, tz="America/Recife"))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_coded_attribution_equals_the_as_of_join(seed: int) -> None:
+    """Same flags as the pandas as-of kernel, with equal instants and window edges."""
+    from adanalytics.engines.dask.attribution import TOUCH, VISIT, attributed
+    from adanalytics.engines.pandas import attribution
+
+    rng = np.random.default_rng(seed)
+    n_v, n_t = 3000, 2000
+    base = pd.Timestamp("2024-03-01", tz="UTC")
+    # instants on a 30-minute grid: many equal instants and gaps of exactly 6 h
+    ts_v = base + pd.to_timedelta(rng.integers(0, 200, n_v) * 30, unit="min")
+    ts_t = base + pd.to_timedelta(rng.integers(0, 200, n_t) * 30, unit="min")
+    users = np.array([f"u{i}" for i in range(40)], dtype=object)
+    pairs = pd.DataFrame({"user_id": rng.choice(users, n_v),
+                          "establishment_id": rng.integers(0, 6, n_v), "ts": ts_v})
+    touches = pd.DataFrame({"user_id": rng.choice(users, n_t),
+                            "establishment_id": rng.integers(0, 6, n_t), "ts": ts_t})
+    events = pd.concat([
+        pairs.rename(columns={"establishment_id": "establishment"}).assign(_kind=np.int8(VISIT)),
+        touches.rename(columns={"establishment_id": "establishment"}).assign(_kind=np.int8(TOUCH)),
+    ], ignore_index=True).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    visits = events[events["_kind"] == VISIT].rename(columns={"establishment": "establishment_id"})
+    for window in (pd.Timedelta(hours=6), pd.Timedelta(0), pd.Timedelta(minutes=45)):
+        want = attribution.attributed(visits.reset_index(drop=True), touches, window)
+        got = attributed(events, window)
+        assert want.any() and not want.all()
+        np.testing.assert_array_equal(got, want)

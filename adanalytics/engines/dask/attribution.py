@@ -1,7 +1,11 @@
 """Question 3 on Dask: visits (grid index broadcast) and interaction "touches" (ads
 broadcast) are found per partition, then shuffled *together* by user so each partition
-holds every visit and touch of its users; the pandas as-of kernel flags the attributed
-visits and the counts are summed in a tree."""
+holds every visit and touch of its users; the attributed visits are flagged there and the
+pandas ``attribution_counts`` are summed in a tree.
+
+Only compact columns travel in the shuffle: the user id, the establishment's position
+in the grid index (int32), the instant and the kind of event (int8).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,9 @@ from adanalytics.engines.dask.plan import DaskTables, map_kernel, resum, share, 
 from adanalytics.engines.dask.plan import shuffle_method as _method
 from adanalytics.engines.dask.visits import places
 from adanalytics.engines.pandas import attribution as _attr
+from adanalytics.engines.pandas import timebuckets as tb
 from adanalytics.engines.pandas import visits as _visits
+from adanalytics.engines.pandas.joins import positions
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -26,26 +32,69 @@ _COUNTS = ["visits", "attributed_visits"]
 
 
 def visit_events(locations: pd.DataFrame, places: _visits.PlaceIndex) -> pd.DataFrame:
-    """Kernel: the visits of a partition of locations (user_id, establishment_id, ts, _kind)."""
-    pairs = _visits.visit_pairs(locations, places)
-    return pairs[["user_id", "establishment_id", "ts"]].assign(
-        _kind=np.full(len(pairs), VISIT, dtype=np.int8))
+    """Kernel: the visits of a partition of locations as (user_id, establishment, ts,
+    _kind); ``establishment`` is the establishment's position in the grid index."""
+    qi, pi, _ = places.cells.within(locations["lat"].to_numpy(np.float64),
+                                    locations["lon"].to_numpy(np.float64))
+    return pd.DataFrame({
+        "user_id": locations["user_id"].to_numpy().take(qi),
+        "establishment": pi.astype(np.int32),
+        "ts": locations["ts"].array.take(qi),
+        "_kind": np.full(len(qi), VISIT, dtype=np.int8),
+    }, copy=False)
 
 
-def touch_events(interactions: pd.DataFrame, ads: pd.DataFrame) -> pd.DataFrame:
-    """Kernel: the interactions of a partition as touches of the ad's establishment."""
-    touches = _attr.interaction_touches(interactions, ads)
-    return touches.assign(_kind=np.full(len(touches), TOUCH, dtype=np.int8))
+def touch_events(interactions: pd.DataFrame, ad_place: pd.Series) -> pd.DataFrame:
+    """Kernel: the interactions of a partition as touches (user_id, establishment, ts,
+    _kind) of the position of the ad's establishment (``ad_place``: ad_id -> position)."""
+    pos = positions(ad_place.index, interactions["ad_id"])
+    return pd.DataFrame({
+        "user_id": interactions["user_id"].to_numpy(),
+        "establishment": ad_place.to_numpy().take(pos).astype(np.int32),
+        "ts": interactions["ts"].array,
+        "_kind": np.full(len(interactions), TOUCH, dtype=np.int8),
+    }, copy=False)
 
 
-def attribution_part(events: pd.DataFrame, *, window: pd.Timedelta, by: str,
-                     tz: str) -> pd.DataFrame:
+def attributed(events: pd.DataFrame, window: pd.Timedelta) -> np.ndarray:
+    """For each visit of ``events`` (in row order): is there a touch of the same user and
+    establishment at ``ts_i`` with ``0 <= ts - ts_i <= window``?
+
+    The rule of :func:`adanalytics.engines.pandas.attribution.attributed` (an as-of join
+    backwards with tolerance, exact matches allowed), computed on integer codes: sort by
+    (user and establishment, ts, touches before visits at an equal ts); the latest touch
+    at or before each visit is the running maximum of touch positions, and the visit is
+    attributed when that touch is of the same pair and at most ``window`` before it.
+    """
+    is_visit = events["_kind"].to_numpy() == VISIT
+    if not is_visit.any() or is_visit.all():
+        return np.zeros(int(is_visit.sum()), dtype=bool)
+    user, _ = pd.factorize(events["user_id"].to_numpy())
+    place = events["establishment"].to_numpy().astype(np.int64)
+    pair = user.astype(np.int64) * (int(place.max()) + 1) + place
+    ts = tb.epoch_ns(events["ts"])
+    order = np.lexsort((is_visit, ts, pair))  # last key first: pair, ts, touch < visit
+    pair_s, ts_s, touch_s = pair.take(order), ts.take(order), ~is_visit.take(order)
+    last = np.where(touch_s, np.arange(len(order)), -1)
+    np.maximum.accumulate(last, out=last)
+    found = last >= 0
+    src = np.where(found, last, 0)
+    ok = found & (pair_s.take(src) == pair_s) & (ts_s - ts_s.take(src) <= window.value)
+    flags = np.empty(len(order), dtype=bool)
+    flags[order] = ok
+    return flags[is_visit]
+
+
+def attribution_part(events: pd.DataFrame, places: _visits.PlaceIndex, *,
+                     window: pd.Timedelta, by: str, tz: str) -> pd.DataFrame:
     """Kernel on a partition holding *all* events of its users: visits and attributed
-    visits per establishment [and month]."""
-    kind = events["_kind"].to_numpy()
-    pairs = events.loc[kind == VISIT].reset_index(drop=True)
-    touches = events.loc[kind == TOUCH].reset_index(drop=True)
-    flags = _attr.attributed(pairs, touches, window)
+    visits per establishment [and month] (the pandas ``attribution_counts``)."""
+    flags = attributed(events, window)
+    visits = events.loc[events["_kind"].to_numpy() == VISIT]
+    pairs = pd.DataFrame({
+        "establishment_id": places.establishment_id.take(visits["establishment"].to_numpy()),
+        "ts": visits["ts"].array,
+    }, copy=False)
     return _attr.attribution_counts(pairs, flags, by=by, tz=tz)
 
 
@@ -63,13 +112,17 @@ def attribution(t: DaskTables, *, by: str, tz: str, window: pd.Timedelta, radius
     """Visits, attributed visits and their ratio per establishment [and month]."""
     import dask.dataframe as dd
 
-    visits = map_kernel(t.locations, visit_events, places(t, radius_m))
-    touches = map_kernel(t.interactions, touch_events, share(t.small["ads"]),
+    plc = places(t, radius_m)
+    ads = t.small["ads"]
+    ad_place = pd.Series(positions(plc.value.establishment_id, ads["establishment_id"]),
+                         index=pd.Index(ads["ad_id"]), name="establishment")
+    visits = map_kernel(t.locations, visit_events, plc)
+    touches = map_kernel(t.interactions, touch_events, share(ad_place),
                          required_columns=["user_id", "ad_id", "ts"])
     events = dd.concat([visits, touches], ignore_index=True)
     n = npartitions or max(1, t.locations.npartitions)
     method = _method(shuffle_method, t.rows.get("locations"))
     by_user = events.shuffle("user_id", npartitions=n, shuffle_method=method, ignore_index=True)
-    counts = map_kernel(by_user, attribution_part, window=window, by=by, tz=tz)
+    counts = map_kernel(by_user, attribution_part, plc, window=window, by=by, tz=tz)
     return tree_reduce(counts, combine=partial(resum, keys=_keys(by), values=_COUNTS),
                        aggregate=partial(_finalize, by=by), split_every=split_every)
