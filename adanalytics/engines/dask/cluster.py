@@ -43,9 +43,15 @@ _embedded: dict[str, Any] = {}
 
 
 def scheduler_address(address: str | None) -> str | None:
-    """The scheduler to connect to: ``address``, else ``$DASK_SCHEDULER_ADDRESS``, else None."""
-    address = address or os.environ.get(ADDRESS_ENV, "").strip() or None
-    return address
+    """The scheduler to connect to: ``address``, else ``$DASK_SCHEDULER_ADDRESS``, else None.
+
+    On a provisioned cluster node (``bootstrap.sh``), ``client.env`` fills in the
+    variables not already set (see :mod:`adanalytics.cluster_config`).
+    """
+    from adanalytics import cluster_config
+
+    cluster_config.load_client_env()
+    return address or os.environ.get(ADDRESS_ENV, "").strip() or None
 
 
 def default_memory_limit(n_workers: int) -> int:
@@ -152,16 +158,21 @@ def close_embedded() -> None:
 def _security(address: str, security: Security | dict[str, Any] | bool | None) -> Any:
     """The :class:`~distributed.security.Security` for ``address``.
 
-    ``None`` means: for a ``tls://`` address, the TLS files of the Dask configuration
-    (``distributed.comm.tls.*``, e.g. from ``DASK_DISTRIBUTED__COMM__TLS__CA_FILE``);
-    otherwise no security. A dict is passed to ``Security(**dict)``.
+    ``None`` means: for a ``tls://`` address, the cluster's client credentials
+    (:func:`adanalytics.cluster_config.dask_security`: ``DASK_DISTRIBUTED__COMM__TLS__*``
+    or the node's security directory), else the ``distributed.comm.tls`` settings of the
+    Dask configuration; otherwise no security. A dict is passed to ``Security(**dict)``.
     """
     from distributed.security import Security
+
+    from adanalytics import cluster_config
 
     if isinstance(security, dict):
         return Security(**security)
     if security is None or security is False:
-        return Security() if address.startswith("tls://") else None
+        if not address.startswith("tls://"):
+            return None
+        return cluster_config.dask_security() or Security()
     return security
 
 
@@ -183,7 +194,7 @@ def connect(
 
     try:
         sec = _security(address, security)
-        return Client(address, timeout=timeout, security=sec)
+        client = Client(address, timeout=timeout, security=sec)
     except (OSError, TimeoutError, ValueError, TypeError, RuntimeError) as exc:
         msg = (
             f"cannot connect to the Dask scheduler at {address!r} within {timeout:g} s "
@@ -192,3 +203,6 @@ def connect(
             f"and ${ADDRESS_ENV} to use an embedded local cluster."
         )
         raise ClusterConnectionError(msg) from exc
+    if not client.scheduler_info(n_workers=-1).get("workers"):
+        log.warning("the Dask scheduler at %s has no workers yet: analyses wait for one", address)
+    return client
