@@ -25,8 +25,23 @@ from adanalytics.engines.pandas import timebuckets as tb
 if TYPE_CHECKING:
     import redis
 
-#: Entries per pipelined round trip.
+#: Entries per round trip.
 CHUNK = 500
+#: Append many positions in one call (ARGV: maxlen or "", then user_id, lat, lon, ts per
+#: entry); returns the first and last ids. One request instead of one per entry.
+_XADD_LUA = """
+local key, maxlen = KEYS[1], ARGV[1]
+local first, last
+for i = 2, #ARGV, 4 do
+  if maxlen ~= '' then
+    last = redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'user_id', ARGV[i], 'lat', ARGV[i + 1], 'lon', ARGV[i + 2], 'ts', ARGV[i + 3])
+  else
+    last = redis.call('XADD', key, '*', 'user_id', ARGV[i], 'lat', ARGV[i + 1], 'lon', ARGV[i + 2], 'ts', ARGV[i + 3])
+  end
+  if not first then first = last end
+end
+return {first, last}
+"""
 
 
 @dataclass
@@ -58,13 +73,14 @@ def positions_frame(locations: pd.DataFrame, limit: int | None = None) -> pd.Dat
     return df.iloc[:limit] if limit is not None else df
 
 
-def _payloads(df: pd.DataFrame) -> list[dict[str, str]]:
-    users = df["user_id"].tolist()
-    lats = [repr(x) for x in df["lat"].tolist()]
-    lons = [repr(x) for x in df["lon"].tolist()]
-    tss = [str(x) for x in df["ts_ms"].tolist()]
-    return [{"user_id": u, "lat": a, "lon": o, "ts": t}
-            for u, a, o, t in zip(users, lats, lons, tss, strict=True)]
+def _flat(df: pd.DataFrame) -> list[str]:
+    """user_id, lat, lon, ts of every position, flattened (floats as ``repr``)."""
+    out: list[str] = [""] * (4 * len(df))
+    out[0::4] = [str(u) for u in df["user_id"].tolist()]
+    out[1::4] = [repr(x) for x in df["lat"].tolist()]
+    out[2::4] = [repr(x) for x in df["lon"].tolist()]
+    out[3::4] = [str(x) for x in df["ts_ms"].tolist()]
+    return out
 
 
 def produce(positions: pd.DataFrame, client: redis.Redis, stream: str = "positions", *,
@@ -97,7 +113,8 @@ def produce(positions: pd.DataFrame, client: redis.Redis, stream: str = "positio
         msg = f"rate and speedup must be positive, got rate={rate!r} speedup={speedup!r}"
         raise ValueError(msg)
     n = len(positions)
-    payloads = _payloads(positions)
+    flat = _flat(positions)
+    script = client.register_script(_XADD_LUA)
     if speedup is not None:
         ts = positions["ts_ms"].to_numpy(np.int64)
         due = (ts - (ts[0] if n else 0)) / 1000.0 / speedup
@@ -105,7 +122,6 @@ def produce(positions: pd.DataFrame, client: redis.Redis, stream: str = "positio
         due = np.arange(n, dtype=np.float64) / rate
     else:
         due = None
-    trim = {"maxlen": maxlen, "approximate": True} if maxlen else {}
     first_id = last_id = None
     sent = 0
     t0 = time.monotonic()
@@ -120,14 +136,10 @@ def produce(positions: pd.DataFrame, client: redis.Redis, stream: str = "positio
                 time.sleep(min(0.05, max(0.0005, float(due[sent]) - elapsed)))
                 continue
             hi = min(hi, ready)
-        pipe = client.pipeline(transaction=False)
-        for p in payloads[sent:hi]:
-            pipe.xadd(stream, p, **trim)
-        ids = pipe.execute()
-        if first_id is None and ids:
+        ids = script(keys=[stream], args=[str(maxlen or ""), *flat[4 * sent:4 * hi]])
+        if first_id is None:
             first_id = _text(ids[0])
-        if ids:
-            last_id = _text(ids[-1])
+        last_id = _text(ids[1])
         sent = hi
         if on_progress is not None:
             on_progress(sent)
