@@ -428,3 +428,24 @@ def test_coded_attribution_equals_the_as_of_join(seed: int) -> None:
         got = attributed(events, window)
         assert want.any() and not want.all()
         np.testing.assert_array_equal(got, want)
+
+
+def test_integer_ids_with_nulls_in_parquet_parts(tmp_path: Path) -> None:
+    """An integer id column with a null in one Parquet part (float64 there, int64 in the
+    others once read by pyarrow) gives the pandas engine's report, rejects and results."""
+    data = random_dataset(seed=9, int_ids=True, n_locations=1200, n_interactions=500)
+    loc = data["locations"].astype({"user_id": "Int64"})
+    loc.loc[[3, 1100], "user_id"] = pd.NA  # first and last part
+    data["locations"] = loc
+    root = write(data, tmp_path / "ds", "parquetdir")
+    with pytest.raises(ValidationError) as want:
+        aa.open_dataset(str(root), engine="pandas")
+    with pytest.raises(ValidationError) as got:
+        aa.open_dataset(str(root), engine="dask")
+    assert str(got.value) == str(want.value)
+    pds = aa.open_dataset(str(root), engine="pandas", on_invalid="quarantine")
+    dds = aa.open_dataset(str(root), engine="dask", on_invalid="quarantine")
+    assert pds.tables.locations["user_id"].dtype == np.int64
+    assert_same(dds.rejected["locations"], pds.rejected["locations"])
+    for name, by in (("visits", "month"), ("attribution", "total"), ("visit_profile", None)):
+        assert_same(run(dds, name, by), run(pds, name, by))

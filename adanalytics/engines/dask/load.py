@@ -74,7 +74,11 @@ def valid_rows(part: pd.DataFrame, parents: dict[str, pd.Index], *, table: str,
     checked = check_table(table, prepare(part, **prep), parents)
     if drop_invalid:
         checked = checked.loc[checked[REJECT_RULE_COLUMN].isna().to_numpy()]
-    return checked[schema.columns(table)].reset_index(drop=True)
+    out = checked[schema.columns(table)].reset_index(drop=True)
+    for col in schema.id_columns(table):  # nullable ints (nulls rejected) -> int64, as pandas
+        if isinstance(out[col].dtype, pd.Int64Dtype):
+            out[col] = out[col].astype(np.int64)
+    return out
 
 
 def rejected_part(part: pd.DataFrame, parents: dict[str, pd.Index], *, table: str,
@@ -138,6 +142,18 @@ def merge_id_profiles(*parts: dict[str, tuple[int, bool, int]]) -> dict[str, tup
 # --- reading ---------------------------------------------------------------------------
 
 
+def nullable_ints(arrow_type: Any) -> Any:
+    """``types_mapper`` of Parquet reads: integer columns as nullable ``Int64``.
+
+    An integer id column with a null would otherwise arrive as float64 in the partitions
+    holding the null (and int64 elsewhere); ``io.read_pandas`` reads such columns the
+    same way, and the null rows are rejected by validation.
+    """
+    import pyarrow as pa
+
+    return pd.Int64Dtype() if pa.types.is_integer(arrow_type) else None
+
+
 def read_table(src: io.TableSource, storage_options: dict[str, Any] | None,
                blocksize: str | int | None = None) -> tuple[dd.DataFrame, int | None]:
     """A big table as a lazy Dask DataFrame of the contract's columns (raw types), and
@@ -162,7 +178,7 @@ def read_table(src: io.TableSource, storage_options: dict[str, Any] | None,
         if blocksize is not None:
             kwargs["blocksize"] = blocksize
         frame = dd.read_parquet(src.url, columns=cols, storage_options=opts, index=False,
-                                **kwargs)
+                                arrow_to_pandas={"types_mapper": nullable_ints}, **kwargs)
         return frame, rows
     try:
         frame = dd.read_csv(
