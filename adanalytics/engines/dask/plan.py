@@ -25,8 +25,11 @@ if TYPE_CHECKING:
     import dask.dataframe as dd
     from dask.delayed import Delayed
 
-#: Partial results are combined this many at a time (tree reduction fan-in).
-SPLIT_EVERY = 8
+#: Partial results are combined this many at a time (tree reduction fan-in). Partial
+#: counts of different partitions overlap little (the inputs are not grouped by key), so
+#: intermediate combine steps would mostly re-group the same rows: a wide fan-in keeps
+#: the tree shallow (one level up to 32 partitions).
+SPLIT_EVERY = 32
 #: Shuffles of fewer rows than this use Dask's task-based shuffle (lowest latency on
 #: small data); larger ones the peer-to-peer shuffle (bounded memory, spills to disk).
 TASK_SHUFFLE_MAX_ROWS = 5_000_000
