@@ -88,10 +88,14 @@ class Samples:
 def _consume(url: str, samples: Samples, stop: threading.Event) -> None:
     import redis
 
-    client = redis.Redis.from_url(url, decode_responses=True)
+    client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=30)
     last = "$"
     while not stop.is_set():
-        res = client.xread({SUGGESTIONS: last}, block=200, count=10_000)
+        try:
+            res = client.xread({SUGGESTIONS: last}, block=200, count=10_000)
+        except redis.RedisError:  # an overloaded machine: try again
+            time.sleep(0.1)
+            continue
         now = time.time() * 1000.0
         for _, entries in res or []:
             for eid, f in entries:
@@ -251,6 +255,8 @@ def main() -> None:
         bc.log("warming up (JVM, Python workers, first micro-batches) ...")
         warm = bench.window(500, 20)
         results["warmup"] = asdict(warm)
+        if not bench.wait_drained(600):
+            bc.log("  the job did not catch up with the warm-up within 10 min")
         bc.log("fixed rates:")
         fixed = [bench.window(float(r), args.duration) for r in args.rates.split(",") if r]
         results["windows"] = [asdict(w) for w in fixed]

@@ -54,7 +54,8 @@ KEY_MODES = ("bucket", "user")
 #: overloaded machine, not from the data): Spark waits only 10 s for a Python worker.
 TRANSIENT_ERRORS = ("Python worker failed to connect back",
                     "Timed out while waiting for the Python worker",
-                    "Python worker exited unexpectedly")
+                    "Python worker exited unexpectedly",
+                    "CANNOT_OPEN_SOCKET")
 
 
 class StreamJobError(AdAnalyticsError):
