@@ -1,13 +1,20 @@
 """The Dask engine (embedded cluster, 2 workers, persisted tables) against the pandas engine.
 
     python benchmarks/dask_engine.py --scale medium              # 1e7 location records
+    python benchmarks/dask_engine.py --scale medium --sedona     # + SedonaDB's distance join
     python benchmarks/dask_engine.py --scale large --no-pandas --no-persist --repeat 1
 
 For every analysis: wall time of the pandas engine (tables already in memory) and of the
 Dask engine (tables persisted in the workers' memory unless ``--no-persist``, then each
 analysis reads and validates the Parquet files itself: the out-of-core mode), input
 records per second, the speed-up (pandas time / Dask time), and the peak resident memory
-of the Dask workers (sum over workers, sampled) and of this process. Results are checked
+of the Dask workers (sum over workers, sampled) and of this process.
+
+On a shared machine wall times follow the other users' load; CPU seconds do not. So the
+CPU seconds of every process are reported too, and a "CPU-bound" speed-up: pandas CPU
+seconds over those of the busiest Dask process (a worker, or this process, which hosts
+the embedded scheduler) - the wall-time ratio on an otherwise idle machine with a core
+per worker. Results are checked
 to be identical to the pandas engine's. Loading (read + validate) and persisting are
 reported separately. ``--json PATH`` writes every figure.
 """
@@ -63,12 +70,33 @@ def _parser() -> Any:
                    help="do not persist: every analysis reads the files (out-of-core)")
     p.add_argument("--no-pandas", action="store_true",
                    help="skip the pandas engine (no speed-up, no result check)")
+    p.add_argument("--sedona", action="store_true",
+                   help="also time SedonaDB's ST_DWithin distance join (points projected to "
+                        "UTM 25S metres, as benchmarks/visits.py) on the same records")
     p.add_argument("--json", default=None, help="write the figures to this JSON file")
     return p
 
 
+def sedona_visits(locations: Any, establishments: Any, radius: float, repeat: int) -> dict[str, Any]:
+    """Time SedonaDB's distance join on the locations (the functions of benchmarks/visits.py;
+    loading the points is not timed)."""
+    import sedonadb
+    import visits as vb
+
+    lat, lon = locations["lat"].to_numpy(), locations["lon"].to_numpy()
+    elat, elon = establishments["lat"].to_numpy(), establishments["lon"].to_numpy()
+    con = sedonadb.connect()
+    vb.sedona_tables(con, lat, lon, elat, elon, "utm", x=vb.utm(lat, lon), ex=vb.utm(elat, elon))
+    cpu0 = time.process_time()
+    t = bc.timed(lambda: vb.sedona_join(con, "utm", radius), repeat=repeat)
+    cpu = (time.process_time() - cpu0) / max(1, repeat)
+    return {"seconds": t.median, "cpu_s": cpu, "records_per_s": len(lat) / t.median,
+            "pairs": len(t.result[0])}
+
+
 class WorkerPeak:
-    """Peak summed RSS of the Dask worker processes while the ``with`` block runs."""
+    """Peak summed RSS and CPU seconds of the Dask worker processes (and CPU seconds of
+    this process, which hosts the embedded scheduler) while the ``with`` block runs."""
 
     def __init__(self, pids: list[int], interval: float = 0.05) -> None:
         import psutil
@@ -77,8 +105,22 @@ class WorkerPeak:
         self.interval = interval
         self.peak = 0
         self.peak_one = 0
+        self.cpu: list[float] = []
+        self.client_cpu = 0.0
+        self._cpu0: list[float] = []
+        self._client0 = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _cpu_now(self) -> list[float]:
+        out = []
+        for p in self.procs:
+            try:
+                t = p.cpu_times()
+                out.append(t.user + t.system)
+            except Exception:  # a worker restarting
+                out.append(0.0)
+        return out
 
     def _sample(self) -> None:
         rss = []
@@ -97,6 +139,8 @@ class WorkerPeak:
 
     def __enter__(self) -> WorkerPeak:
         self._sample()
+        self._cpu0 = self._cpu_now()
+        self._client0 = time.process_time()
         self._thread.start()
         return self
 
@@ -104,6 +148,8 @@ class WorkerPeak:
         self._stop.set()
         self._thread.join()
         self._sample()
+        self.cpu = [b - a for a, b in zip(self._cpu0, self._cpu_now(), strict=True)]
+        self.client_cpu = time.process_time() - self._client0
 
 
 def _spilled(client: Any) -> int:
@@ -117,6 +163,13 @@ def _spilled(client: Any) -> int:
         return sum(client.run(spilled).values())
     except Exception:
         return 0
+
+
+def _load() -> str:
+    """The machine's 1-minute load average (other users skew wall times)."""
+    import os
+
+    return f"{os.getloadavg()[0]:.1f}"
 
 
 def _call(ds: aa.Dataset, name: str, by: str) -> Any:
@@ -137,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
 
     expected: dict[str, Any] = {}
     pandas_s: dict[str, float] = {}
+    pandas_cpu: dict[str, float] = {}
     rows: dict[str, int] = {}
     if not args.no_pandas:
         t0 = time.perf_counter()
@@ -145,9 +199,17 @@ def main(argv: list[str] | None = None) -> int:
         rows = dict(pds.validation.rows)
         bc.log(f"pandas: loaded in {out['pandas_load_s']:.1f} s ({rows})")
         for name in names:
+            cpu0 = time.process_time()
             t = bc.timed(lambda name=name: _call(pds, name, args.by), repeat=args.repeat)
+            pandas_cpu[name] = (time.process_time() - cpu0) / max(1, args.repeat)
             expected[name], pandas_s[name] = t.result, t.median
-            bc.log(f"pandas {name}: {t.median:.2f} s (peak RSS {bc.fmt_bytes(t.peak_rss)})")
+            bc.log(f"pandas {name}: {t.median:.2f} s, CPU {pandas_cpu[name]:.2f} s "
+                   f"(peak RSS {bc.fmt_bytes(t.peak_rss)}; load {_load()})")
+        if args.sedona:
+            out["sedona"] = sedona_visits(pds.tables.locations, pds.tables.establishments,
+                                          50.0, args.repeat)
+            bc.log(f"SedonaDB ST_DWithin (UTM, 50 m): {out['sedona']['seconds']:.2f} s, "
+                   f"CPU {out['sedona']['cpu_s']:.2f} s, {out['sedona']['pairs']:,} pairs")
         del pds
 
     conn: dict[str, Any] = {"n_workers": args.workers, "threads_per_worker": args.threads}
@@ -180,11 +242,20 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         n_in = sum(rows[t] for t in INPUTS[name])
         spilled0 = _spilled(client)
-        with WorkerPeak(pids) as mem:
-            t = bc.timed(lambda name=name: aa.to_pandas(_call(dds, name, args.by)),
-                         repeat=args.repeat)
+        t = bc.Timing()
+        with WorkerPeak(pids) as mem, bc.PeakRSS(interval=0.05) as client_mem:
+            for _ in range(max(1, args.repeat)):
+                t0 = time.perf_counter()
+                t.result = aa.to_pandas(_call(dds, name, args.by))
+                t.seconds.append(time.perf_counter() - t0)
+        t.peak_rss = client_mem.peak
+        reps = max(1, args.repeat)
         rec: dict[str, Any] = {
             "records": n_in, "dask_s": t.median, "dask_runs_s": t.seconds,
+            "dask_cpu_s": (sum(mem.cpu) + mem.client_cpu) / reps,
+            "dask_cpu_busiest_s": max([*mem.cpu, mem.client_cpu]) / reps,
+            "dask_worker_cpu_s": [c / reps for c in mem.cpu], "dask_client_cpu_s": mem.client_cpu / reps,
+            "load_average": _load(),
             "dask_records_per_s": n_in / t.median,
             "worker_peak_rss": mem.peak, "worker_peak_rss_one": mem.peak_one,
             "client_peak_rss": t.peak_rss, "spilled_bytes": _spilled(client) - spilled0,
@@ -195,10 +266,13 @@ def main(argv: list[str] | None = None) -> int:
 
             pd.testing.assert_frame_equal(t.result, expected[name], check_exact=True)
             rec.update(pandas_s=pandas_s[name], pandas_records_per_s=n_in / pandas_s[name],
-                       speedup=pandas_s[name] / t.median, identical=True)
+                       speedup=pandas_s[name] / t.median, identical=True,
+                       pandas_cpu_s=pandas_cpu[name],
+                       cpu_speedup=pandas_cpu[name] / rec["dask_cpu_busiest_s"])
         out["analyses"][name] = rec
-        bc.log(f"dask {name}: {t.median:.2f} s" + (f" (x{rec['speedup']:.2f} pandas)"
-                                                    if "speedup" in rec else ""))
+        bc.log(f"dask {name}: {t.median:.2f} s, CPU {rec['dask_cpu_s']:.2f} s (busiest process "
+               f"{rec['dask_cpu_busiest_s']:.2f} s; load {rec['load_average']})"
+               + (f" x{rec['speedup']:.2f} pandas" if "speedup" in rec else ""))
         table.append({
             "analysis": name, "records": f"{n_in:,}",
             "pandas s": f"{rec['pandas_s']:.2f}" if "pandas_s" in rec else "-",
@@ -206,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
             "pandas rec/s": f"{rec['pandas_records_per_s']:,.0f}" if "pandas_s" in rec else "-",
             "dask rec/s": f"{rec['dask_records_per_s']:,.0f}",
             "dask/pandas": f"{rec['speedup']:.2f}x" if "speedup" in rec else "-",
+            "pandas CPU s": f"{rec['pandas_cpu_s']:.2f}" if "pandas_s" in rec else "-",
+            "dask CPU s (busiest)": f"{rec['dask_cpu_s']:.2f} ({rec['dask_cpu_busiest_s']:.2f})",
+            "CPU-bound dask/pandas": f"{rec['cpu_speedup']:.2f}x" if "speedup" in rec else "-",
             "workers peak RSS": bc.fmt_bytes(mem.peak),
             "client peak RSS": bc.fmt_bytes(t.peak_rss),
             "spilled": bc.fmt_bytes(rec["spilled_bytes"]),
@@ -220,6 +297,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load: dask {out['dask_load_s']:.1f} s"
           + (f", pandas {out['pandas_load_s']:.1f} s" if "pandas_load_s" in out else "") + extra)
     bc.print_table(table, list(table[0]) if table else [])
+    if "sedona" in out and "visits" in out["analyses"]:
+        sd, v = out["sedona"], out["analyses"]["visits"]
+        out["visits_vs_sedona"] = v["dask_records_per_s"] / sd["records_per_s"]
+        print(f"SedonaDB ST_DWithin join (UTM 25S, 50 m; pairs only, no counting): "
+              f"{sd['seconds']:.2f} s = {sd['records_per_s']:,.0f} records/s (CPU {sd['cpu_s']:.2f} s); "
+              f"dask visits / SedonaDB throughput = {out['visits_vs_sedona']:.2f}x")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2, default=str))
     dds.close()
