@@ -363,13 +363,38 @@ TS_FORMS = {
                                     pd.Timestamp("2024-05-10T12:05:00")]),
     "timestamp_other_tz": ("parquet", [pd.Timestamp("2024-05-10T21:00:00+09:00"),
                                        pd.Timestamp("2024-05-10T21:05:00+09:00")]),
+    # the same, stored with microsecond precision (what Spark and most writers produce;
+    # pandas writes nanoseconds)
+    "timestamp_utc_us": ("parquet_us", [pd.Timestamp("2024-05-10T12:00:00Z"),
+                                        pd.Timestamp("2024-05-10T12:05:00Z")]),
+    "timestamp_naive_us": ("parquet_us", [pd.Timestamp("2024-05-10T12:00:00"),
+                                          pd.Timestamp("2024-05-10T12:05:00")]),
 }
+#: Parquet TIMESTAMP(NANOS) - pandas' default - is a known gap of the Spark reader.
+NANOS_FORMS = {"timestamp_utc", "timestamp_naive", "timestamp_other_tz"}
+
+
+def _as_microseconds(path: Path) -> None:
+    """Rewrite the ts columns of the Parquet fact tables as timestamp[us]."""
+    for t in ("interactions", "locations"):
+        table = pq.read_table(path / f"{t}.parquet")
+        i = table.schema.get_field_index("ts")
+        tz = table.schema.field("ts").type.tz
+        table = table.set_column(i, "ts", table.column("ts").cast(pa.timestamp("us", tz=tz)))
+        pq.write_table(table, path / f"{t}.parquet")
 
 
 @pytest.mark.parametrize("form", list(TS_FORMS))
-def test_timestamp_forms_are_the_same_instants(engine: str, tmp_path: Path, form: str) -> None:
+def test_timestamp_forms_are_the_same_instants(engine: str, tmp_path: Path, form: str,
+                                               request: pytest.FixtureRequest) -> None:
+    request.applymarker(pytest.mark.xfail(
+        engine == "spark" and form in NANOS_FORMS, raises=aa.DataContractError, strict=True,
+        reason="Spark cannot read Parquet TIMESTAMP(NANOS) columns (PARQUET_TYPE_ILLEGAL)"))
     fmt, ts = TS_FORMS[form]
-    ds = aa.open_dataset(_ts_dataset(tmp_path, fmt, ts), engine=engine)
+    path = _ts_dataset(tmp_path, fmt.removesuffix("_us"), ts)
+    if fmt == "parquet_us":
+        _as_microseconds(path)
+    ds = aa.open_dataset(path, engine=engine)
     rec = collect(ds.recommendations())
     assert rec["ts"].tolist() == [pd.Timestamp("2024-05-10T12:05:00Z")]
     hourly = collect(ds.category_hourly(by="month"))
