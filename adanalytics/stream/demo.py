@@ -41,6 +41,10 @@ class StreamDemoResult:
     def describe(self) -> str:
         """One paragraph for the demo's summary."""
         s = self.summary
+        if s.events + s.dead < self.sent:
+            return (f"real time: {self.sent:,} positions sent through Redis, but the job stopped "
+                    f"({s.stopped}) after processing {s.events + s.dead:,} of them in "
+                    f"{s.batches} micro-batches ({self.suggestions:,} suggestions so far)")
         same = "identical to" if self.matches_batch else "DIFFERENT from"
         text = (f"real time: {self.sent:,} positions through Redis in {self.produce_seconds:.0f} s "
                 f"-> {s.batches} micro-batches, {self.suggestions:,} suggestions ({same} the "
@@ -111,8 +115,9 @@ def run_demo_stream(data_dir: str | Path, out_dir: str | Path, seconds: float = 
         thread = threading.Thread(target=producer, name="adanalytics-demo-producer", daemon=True)
         thread.start()
         say(f"real time: replaying {len(positions):,} positions at {rate:,.0f}/s")
+        # generous: the first micro-batch waits for Spark and its Python workers to start
         summary = job.run(stop_when_idle=max(10.0, 5 * _trigger_s(trigger)),
-                          timeout=max(120.0, 6 * seconds))
+                          timeout=max(600.0, 20 * seconds))
         job.stop()
         thread.join(30)
     if "error" in sent:
