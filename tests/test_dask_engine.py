@@ -449,3 +449,18 @@ def test_integer_ids_with_nulls_in_parquet_parts(tmp_path: Path) -> None:
     assert_same(dds.rejected["locations"], pds.rejected["locations"])
     for name, by in (("visits", "month"), ("attribution", "total"), ("visit_profile", None)):
         assert_same(run(dds, name, by), run(pds, name, by))
+
+
+def test_profiles_finished_per_group_of_users(monkeypatch: pytest.MonkeyPatch,
+                                              pair: tuple[aa.Dataset, aa.Dataset]) -> None:
+    """From PER_USER_MIN_ROWS input rows, shares and preferred categories are computed per
+    group of users after a shuffle of the partial counts: the same results."""
+    from adanalytics.engines.dask import profiles
+
+    monkeypatch.setattr(profiles, "PER_USER_MIN_ROWS", 0)
+    pds, dds = pair
+    for name in ("interaction_profile", "preferred_ad_category", "visit_profile",
+                 "preferred_establishment_category"):
+        frame = getattr(dds, name)()
+        assert any("shuffle" in str(k) for k in frame.__dask_graph__()), "no shuffle by user"
+        assert_same(aa.to_pandas(frame), run(pds, name, None))

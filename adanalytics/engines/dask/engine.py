@@ -169,23 +169,22 @@ class DaskEngine:
 
     def interaction_profile(self, t: Tables, *, tz: str) -> dd.DataFrame:
         with no_string_conversion():
-            return _prof.interaction_profile(self._tables(t), tz=tz, split_every=self.split_every)
+            return _prof.interaction_profile(self._tables(t), tz=tz, **self._finish_options())
 
     def preferred_ad_category(self, t: Tables, *, tz: str) -> dd.DataFrame:
         with no_string_conversion():
-            return _prof.preferred_ad_category(self._tables(t), tz=tz,
-                                               split_every=self.split_every)
+            return _prof.preferred_ad_category(self._tables(t), tz=tz, **self._finish_options())
 
     def visit_profile(self, t: Tables, *, tz: str, radius_m: float) -> dd.DataFrame:
         with no_string_conversion():
             return _prof.visit_profile(self._tables(t), tz=tz, radius_m=radius_m,
-                                       split_every=self.split_every)
+                                       **self._finish_options())
 
     def preferred_establishment_category(self, t: Tables, *, tz: str,
                                          radius_m: float) -> dd.DataFrame:
         with no_string_conversion():
             return _prof.preferred_establishment_category(
-                self._tables(t), tz=tz, radius_m=radius_m, split_every=self.split_every)
+                self._tables(t), tz=tz, radius_m=radius_m, **self._finish_options())
 
     def recommendations(self, t: Tables, *, tz: str, params: RecommendParams) -> dd.DataFrame:
         with no_string_conversion():
@@ -203,6 +202,9 @@ class DaskEngine:
             self.client.close()
 
     # --- helpers ------------------------------------------------------------------------
+    def _finish_options(self) -> dict[str, Any]:
+        return {"shuffle_method": self.shuffle_method, "split_every": self.split_every}
+
     def _shuffle_options(self) -> dict[str, Any]:
         return {"npartitions": self.npartitions, "shuffle_method": self.shuffle_method,
                 "split_every": self.split_every}
