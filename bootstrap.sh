@@ -19,7 +19,10 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="${ADANALYTICS_VENV:-$HERE/.venv}"
 PYTHON="${PYTHON:-python3}"
 EXTRAS="${ADANALYTICS_EXTRAS:-dev}"  # the pyproject extras installed (cluster/emr uses "cluster")
-APT_PACKAGES=(openjdk-17-jre-headless redis-server python3-venv python3-dev build-essential procps iproute2 curl ca-certificates)
+APT_PACKAGES=(openjdk-17-jre-headless redis-server python3-venv python3-dev build-essential procps iproute2 curl ca-certificates chromium)
+# (chromium: PDF of the slides and the browser tests; nodejs + npm for the slide assets are
+# installed by install_slide_assets only where no npm exists: a NodeSource nodejs ships its
+# own npm and conflicts with Debian's npm package)
 
 log() { printf '\033[1;34m[bootstrap]\033[0m %s\n' "$*"; }
 die() { printf '\033[1;31m[bootstrap] error:\033[0m %s\n' "$*" >&2; exit 1; }
@@ -73,6 +76,48 @@ setup_python() {
   echo "$want" > "$stamp"
 }
 
+# The reveal.js decks of `adanalytics slides` load reveal.js, require.js, jQuery, MathJax and
+# Font Awesome from files copied beside them (they render offline): `npm ci` installs the
+# versions pinned in slides/package-lock.json into slides/node_modules, again only when the
+# lock file changed.
+install_slide_assets() {
+  local dir="$HERE/slides"
+  [ -f "$dir/package-lock.json" ] || return 0
+  if ! command -v npm >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "${ADANALYTICS_SKIP_SYSTEM_PACKAGES:-0}" != 1 ]; then
+      local sudo=""
+      [ "$(id -u)" -eq 0 ] || sudo="sudo"
+      log "installing nodejs and npm (for the slide assets)"
+      $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+      $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
+    else
+      log "warning: npm not found; 'adanalytics slides' needs 'npm ci --prefix slides' (Node.js)"
+      return 0
+    fi
+  fi
+  local stamp="$dir/node_modules/.adanalytics-lock" want
+  want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  # up to date: stamped by an earlier run, or every locked package already installed
+  if { [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; } || (cd "$dir" && node -e '
+      const fs = require("fs"), lock = require("./package-lock.json").packages;
+      for (const [p, v] of Object.entries(lock)) {
+        if (!p) continue;
+        const f = p + "/package.json";
+        if (!fs.existsSync(f) || JSON.parse(fs.readFileSync(f)).version !== v.version) process.exit(1);
+      }' 2>/dev/null); then
+    echo "$want" > "$stamp"
+    log "slide assets up to date (slides/node_modules)"
+    return 0
+  fi
+  log "installing the slide assets (reveal.js 4, MathJax 2, ...) from npm into slides/node_modules"
+  if (cd "$dir" && npm ci --no-fund --no-audit --loglevel=error --fetch-retries=1 \
+        --fetch-timeout=60000 >/dev/null); then
+    echo "$want" > "$stamp"
+  else
+    log "warning: 'npm ci' in slides/ failed: 'adanalytics slides' will retry it when run"
+  fi
+}
+
 check_java() {
   command -v java >/dev/null 2>&1 || die "java not found after installation (Spark needs Java 17)"
 }
@@ -83,12 +128,14 @@ main() {
     local|"")
       install_system_packages
       setup_python
+      install_slide_assets
       check_java
       log "ready: $VENV/bin/adanalytics --help"
       ;;
     master|worker)
       install_system_packages
       setup_python
+      install_slide_assets
       check_java
       exec "$HERE/cluster/cluster.sh" "$@"
       ;;
