@@ -114,6 +114,7 @@ class DaskEngine:
                 self.client, path, on_invalid=on_invalid, rejected_path=rejected_path,
                 storage_options=storage_options, blocksize=self.blocksize,
             )
+        tables.client = self.client
         return tables, report
 
     def from_frames(self, data: dict[str, Any], *, on_invalid: str,
@@ -124,6 +125,7 @@ class DaskEngine:
                 data, on_invalid=on_invalid, rejected_path=rejected_path,
                 npartitions=self.npartitions,
             )
+        tables.client = self.client
         return tables, report
 
     def persist(self, tables: Tables) -> Tables:
@@ -144,7 +146,7 @@ class DaskEngine:
         except ImportError:  # a notebook without ipywidgets
             wait(frames)
         return DaskTables(**dict(zip(names, frames, strict=True)), small=t.small, cache=t.cache,
-                          rows=t.rows)
+                          rows=t.rows, client=self.client)
 
     # --- analyses -----------------------------------------------------------------------
     def ctr(self, t: Tables, *, by: str, tz: str) -> dd.DataFrame:
@@ -216,4 +218,4 @@ class DaskEngine:
         small = {n: self.client.compute(getattr(t, n), sync=True)
                  for n in ("campaigns", "ads", "establishments")}
         return DaskTables(t.campaigns, t.ads, t.establishments, t.interactions, t.locations,
-                          small=small)
+                          small=small, client=self.client)

@@ -24,6 +24,7 @@ from adanalytics.engines.base import Tables
 if TYPE_CHECKING:
     import dask.dataframe as dd
     from dask.delayed import Delayed
+    from distributed import Future
 
 #: Partial results are combined this many at a time (tree reduction fan-in). Partial
 #: counts of different partitions overlap little (the inputs are not grouped by key), so
@@ -46,6 +47,8 @@ class DaskTables(Tables):
 
     small: dict[str, pd.DataFrame] = field(default_factory=dict)
     cache: dict[Any, Any] = field(default_factory=dict, repr=False)
+    #: the client whose cluster holds the tables (broadcasts are scattered through it)
+    client: Any = field(default=None, repr=False)
     #: valid rows per table (None when unknown)
     rows: dict[str, int] = field(default_factory=dict)
 
@@ -59,13 +62,21 @@ class Shared:
     """
 
     value: Any
-    delayed: Delayed
+    delayed: Delayed | Future
 
 
-def share(value: Any) -> Shared:
-    """Wrap ``value`` as a single graph task that every partition task depends on."""
+def share(value: Any, client: Any = None) -> Shared:
+    """Wrap ``value`` as a single graph task that every partition task depends on.
+
+    With a ``client``, ``value`` is instead scattered to every worker once (``broadcast``):
+    for objects of megabytes (the grid index of tens of thousands of establishments) that
+    keeps the task graph small. A replica survives on every worker, so losing a worker
+    loses nothing; a worker joining later fetches it from a peer.
+    """
     import dask
 
+    if client is not None:
+        return Shared(value, client.scatter(value, broadcast=True, hash=False))
     return Shared(value, dask.delayed(value, pure=True, traverse=False))
 
 

@@ -19,7 +19,8 @@ def places(t: DaskTables, radius_m: float) -> Shared:
     """The establishments indexed for ``radius_m``, broadcast (built once per radius)."""
     key = ("places", float(radius_m))
     if key not in t.cache:
-        t.cache[key] = share(_visits.place_index(t.small["establishments"], radius_m))
+        t.cache[key] = share(_visits.place_index(t.small["establishments"], radius_m),
+                             client=t.client)
     return t.cache[key]
 
 
