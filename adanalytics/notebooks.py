@@ -245,7 +245,7 @@ def user_locations(ds: Dataset, users: Sequence[Any]) -> pd.DataFrame:
     """The location records of a few users (for maps), fetched from any engine."""
     from adanalytics import to_pandas
 
-    users = list(users)
+    users = [u.item() if hasattr(u, "item") else u for u in users]  # numpy -> Python (Spark literals)
     loc = ds.tables.locations
     if ds.engine.name == "spark":
         from pyspark.sql import functions as F
@@ -267,20 +267,28 @@ def some_users(ds: Dataset, n: int) -> list:
 
 
 def replay_positions(ds: Dataset, recs: pd.DataFrame, n_users: int = 4,
-                     max_positions: int = 20_000) -> pd.DataFrame:
-    """The positions a live run replays (question 7): every position, in time order, of
-    the ``n_users`` users whose suggestions are the clearest (most positions around one;
-    :func:`adanalytics.plots.recommendation_episodes`), or of any ``n_users`` users when
-    ``recs`` is empty; at most ``max_positions`` (the earliest)."""
+                     max_positions: int = 5_000, before: str | pd.Timedelta = "2h",
+                     after: str | pd.Timedelta = "15min") -> pd.DataFrame:
+    """The positions a live run replays (question 7), in time order.
+
+    For the ``n_users`` users whose suggestions are the clearest (most positions around
+    one; :func:`adanalytics.plots.recommendation_episodes`): their positions from
+    ``before`` that suggestion to ``after`` it. Without suggestions: the first positions
+    of any ``n_users`` users. At most ``max_positions`` (the earliest).
+    """
     from adanalytics.plots import recommendation_episodes
 
     candidates = recs["user_id"].value_counts().index[: 5 * n_users].tolist() if len(recs) else []
     if candidates:
-        episodes = recommendation_episodes(recs, user_locations(ds, candidates), n=n_users)
-        users = episodes["user_id"].tolist()
+        positions = user_locations(ds, candidates)
+        episodes = recommendation_episodes(recs, positions, n=n_users)
+        lo, hi = pd.Timedelta(before), pd.Timedelta(after)
+        keep = [positions[(positions["user_id"] == ep.user_id)
+                          & positions["ts"].between(ep.ts - lo, ep.ts + hi)]
+                for ep in episodes.itertuples()]
+        positions = pd.concat(keep, ignore_index=True) if keep else positions.iloc[:0]
     else:
-        users = some_users(ds, n_users)
-    positions = user_locations(ds, users)
+        positions = user_locations(ds, some_users(ds, n_users))
     return (positions.sort_values(["ts", "user_id"], kind="stable").head(max_positions)
             .reset_index(drop=True))
 
@@ -499,7 +507,7 @@ def live_run(ds: Dataset, positions: pd.DataFrame, *, redis_url: str = "",
         Parquet outputs and checkpoint (default: a new temporary directory).
     trigger, max_batch:
         Micro-batch interval, and cap of a micro-batch (default: an eighth of the
-        positions, at least 100, so that even a short replay shows the counts grow).
+        positions, at least 10, so that even a short replay shows the counts grow).
     timeout:
         The run stops when everything sent was processed, or after this many seconds.
     """
@@ -534,7 +542,7 @@ def live_run(ds: Dataset, positions: pd.DataFrame, *, redis_url: str = "",
                         checkpoint=out / "checkpoint", stream=f"positions-{tag}",
                         suggestions_stream=f"suggestions-{tag}", trigger=trigger, tz=ds.tz,
                         master=master,
-                        max_batch=int(max_batch or max(100, -(-len(frame) // 8))))
+                        max_batch=int(max_batch or max(10, -(-len(frame) // 8))))
 
         def on_batch(r: Any) -> None:  # a Spark callback thread: record only
             records.append({"batch": r.batch_id, "events": r.events, "suggestions": r.suggestions,

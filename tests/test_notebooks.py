@@ -23,7 +23,7 @@ from adanalytics import slides
 
 NOTEBOOK_DIR = nbh.notebooks_dir()
 #: Charts (PNG outputs) each notebook shows at least.
-CHARTS = {1: 2, 2: 3, 3: 2, 4: 4, 5: 2, 6: 2, 7: 3}
+CHARTS = {1: 2, 2: 3, 3: 2, 4: 4, 5: 2, 6: 2, 7: 2}
 START_TIMEOUT_S = 240
 CELL_TIMEOUT_S = 900
 
