@@ -464,3 +464,24 @@ def test_profiles_finished_per_group_of_users(monkeypatch: pytest.MonkeyPatch,
         frame = getattr(dds, name)()
         assert any("shuffle" in str(k) for k in frame.__dask_graph__()), "no shuffle by user"
         assert_same(aa.to_pandas(frame), run(pds, name, None))
+
+
+def test_many_rejected_rows_are_written_per_partition(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond COLLECT_REJECTED_MAX rejected rows a table's rejects stay a Dask DataFrame,
+    written as a Parquet directory ``<table>.parquet/`` with the same rows."""
+    from adanalytics.engines.dask import load
+
+    monkeypatch.setattr(load, "COLLECT_REJECTED_MAX", 0)
+    root = _dirty(tmp_path)
+    pds = aa.open_dataset(str(root), engine="pandas", on_invalid="quarantine",
+                          rejected_path=str(tmp_path / "rej-pandas"))
+    dds = aa.open_dataset(str(root), engine="dask", on_invalid="quarantine", blocksize=8_000,
+                          rejected_path=str(tmp_path / "rej-dask"))
+    assert (tmp_path / "rej-dask" / "locations.parquet").is_dir()
+    for t in ("interactions", "locations"):
+        assert type(dds.rejected[t]).__module__.startswith("dask")
+        on_disk = pd.read_parquet(tmp_path / "rej-dask" / f"{t}.parquet")
+        assert_same(on_disk.reset_index(drop=True), pds.rejected[t])
+        assert_same(aa.to_pandas(dds.rejected[t]).reset_index(drop=True), pds.rejected[t])
+    assert_same(dds.rejected["ads"], pds.rejected["ads"])  # small tables: pandas as ever

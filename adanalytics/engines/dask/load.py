@@ -351,7 +351,12 @@ def finish(report: ValidationReport, rejected: dict[str, Any], on_invalid: str,
         if not isinstance(df, pd.DataFrame):
             url = f"{rejected_path.rstrip('/')}/{t}.parquet"
             df.to_parquet(url, storage_options=io.storage_options_for(url, storage_options),
-                          write_index=False)
+                          write_index=False, name_function=part_name)
+
+
+def part_name(i: int) -> str:
+    """File name of partition ``i`` of a written table (zero-padded: sorts in order)."""
+    return f"part-{i:05d}.parquet"
 
 
 def _small_frame(df: pd.DataFrame) -> dd.DataFrame:

@@ -2,9 +2,10 @@
 
 Three building blocks carry every analysis of the Dask engine:
 
-- :func:`share` wraps a small object (a dimension table, the establishments' grid
-  index) as one graph task: each worker fetches it once, no big table is shuffled to
-  meet it, and a lost copy is recomputed from the graph (unlike scattered data).
+- :func:`share` broadcasts a small object (a dimension table, the establishments' grid
+  index) to every partition task: no big table is shuffled to meet it. Small objects
+  are one graph task (a lost copy is recomputed from the graph); the grid index, of
+  megabytes, is scattered once to every worker instead.
 - :func:`map_kernel` runs a pandas kernel on every partition; its output schema
   (``meta``) comes from running the same kernel on the empty input schema.
 - :func:`tree_reduce` combines the summable partial results in a tree and finishes with
@@ -58,7 +59,7 @@ class Shared:
     """A small object broadcast to every partition task.
 
     ``value`` is the local object (used to derive output schemas), ``delayed`` the graph
-    task that yields it on the workers.
+    task (or the scattered future) that yields it on the workers.
     """
 
     value: Any
