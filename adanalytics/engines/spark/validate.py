@@ -35,6 +35,11 @@ _NUMBER = r"^\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$"
 _ISO = (r"^([0-9]{4}-[0-9]{2}-[0-9]{2})"
         r"(?:[T ]([0-9]{2}:[0-9]{2})(?::([0-9]{2})(?:\.([0-9]{1,9}))?)?"
         r"(Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?$")
+#: The most common forms, which Spark's cast reads as they are (zoned) or with a "Z"
+#: appended (naive = UTC).
+_SIMPLE_ZONED = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+                 r"(Z|[+-][0-9]{2}:[0-9]{2})$")
+_SIMPLE_NAIVE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?$"
 #: Instants pandas can hold (datetime64[ns]), in microseconds.
 _MIN_US = int(pd.Timestamp.min.value) // 1000 + 1
 _MAX_US = int(pd.Timestamp.max.value) // 1000
@@ -128,7 +133,10 @@ def _iso_fast(s: Column) -> Column:
             .when(F.length(z) == 3, F.concat(z, F.lit(":00")))
             .otherwise(F.concat(F.substring(z, 1, 3), F.lit(":"), F.substring(z, 4, 2))))
     text = F.concat(date, F.lit("T"), time, F.lit(":"), sec, frac, zone)
-    return F.when(s.rlike(_ISO), _in_pandas_range(text.try_cast("timestamp")))
+    parsed = (F.when(s.rlike(_SIMPLE_ZONED), s.try_cast("timestamp"))
+              .when(s.rlike(_SIMPLE_NAIVE), F.concat(s, F.lit("Z")).try_cast("timestamp"))
+              .when(s.rlike(_ISO), text.try_cast("timestamp")))
+    return _in_pandas_range(parsed)
 
 
 def parse_ts(c: Column, t: DataType) -> tuple[Column, Column]:
@@ -177,7 +185,8 @@ def action(c: Column, t: DataType) -> tuple[Column, Column]:
 
     if not is_text(t):
         return c.cast("string"), F.lit(True)
-    a = F.lower(strip(c))
+    # the usual case (already lower case, no spaces) skips the regular expression
+    a = F.when(c.isin(*_ACTIONS), c).otherwise(F.lower(strip(c)))
     return a, ~F.coalesce(a.isin(*_ACTIONS), F.lit(False))
 
 

@@ -10,12 +10,13 @@ and the hash join yields the few candidates on which the exact haversine rule
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import weakref
+from typing import TYPE_CHECKING, Any
 
 from adanalytics.engines.spark import timebuckets as tb
 from adanalytics.engines.spark.geo import cell_key, haversine, place_cells
 from adanalytics.engines.spark.joins import sort_output
-from adanalytics.geo import grid_spec
+from adanalytics.geo import GridSpec, grid_spec
 from adanalytics.semantics import output_columns, output_keys
 
 if TYPE_CHECKING:
@@ -29,6 +30,22 @@ def establishments_pandas(establishments: DataFrame):  # type: ignore[no-untyped
     return small_to_pandas(establishments, ["establishment_id", "category", "lat", "lon"])
 
 
+#: Replicated cells per establishments frame and (radius, columns): built once per dataset.
+_CELLS: weakref.WeakKeyDictionary[Any, dict[tuple[float, tuple[str, ...]], DataFrame]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _place_cells(establishments: DataFrame, spec: GridSpec,
+                 columns: tuple[str, ...]) -> DataFrame:
+    """The establishments replicated into their grid cells (memoised per frame)."""
+    per_frame = _CELLS.setdefault(establishments, {})
+    key = (spec.radius_m, columns)
+    if key not in per_frame:
+        per_frame[key] = place_cells(establishments.sparkSession,
+                                     establishments_pandas(establishments), spec, columns)
+    return per_frame[key]
+
+
 def near_pairs(records: DataFrame, establishments: DataFrame, radius_m: float,
                *, keep: tuple[str, ...] = ("user_id", "ts"),
                place_columns: tuple[str, ...] = ("establishment_id", "category")) -> DataFrame:
@@ -40,8 +57,7 @@ def near_pairs(records: DataFrame, establishments: DataFrame, radius_m: float,
     from pyspark.sql import functions as F
 
     spec = grid_spec(float(radius_m))
-    spark = records.sparkSession
-    cells = place_cells(spark, establishments_pandas(establishments), spec, place_columns)
+    cells = _place_cells(establishments, spec, place_columns)
     rec = records.select(*keep, "lat", "lon",
                          cell_key(spec, F.col("lat"), F.col("lon")).alias("_cell"))
     joined = rec.join(F.broadcast(cells), on="_cell", how="inner")
