@@ -119,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
                    default="assignment",
                    help="engine for every question; 'assignment' (default) uses Dask for "
                    "questions 1/3/5 and Spark for 2/4/6/7 as the assignment asks")
+    _add_report_parser(sub)
+    _add_slides_parser(sub)
     from adanalytics.stream.cli import add_stream_parser
 
     add_stream_parser(sub)
@@ -248,6 +250,121 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"generate": cmd_generate, "validate": cmd_validate, "run": cmd_run, "demo": cmd_demo, "stream": cmd_stream}
+
+
+# --- report and slides --------------------------------------------------------------------
+def _add_report_parser(sub: Any) -> None:
+    from adanalytics.semantics import DEFAULT_TZ
+
+    rp = sub.add_parser("report", help="one self-contained HTML report of every chart",
+                        description="Draw the charts and tables of the seven questions into one "
+                        "self-contained HTML file: from a dataset (--data: every analysis runs on "
+                        "--engine) or from the results of 'adanalytics run' (--results, written "
+                        "with --by total and --by month; with --data as well, the maps are drawn "
+                        "from the dataset).")
+    rp.add_argument("--data", default=None, help="dataset directory (local or s3://)")
+    rp.add_argument("--results", default=None, metavar="DIR",
+                    help="results directory of 'adanalytics run ... --out DIR'")
+    _engine_args(rp)
+    rp.add_argument("--tz", default=DEFAULT_TZ, help="dataset time zone (default %(default)s)")
+    rp.add_argument("--out", default="report.html", help="HTML file to write (default %(default)s)")
+    rp.add_argument("--top-n", type=int, default=10, help="bars per chart (default %(default)s)")
+    rp.add_argument("--title", default="adanalytics report", help="title of the report")
+
+
+def _add_slides_parser(sub: Any) -> None:
+    sp = sub.add_parser("slides", help="the notebooks as reveal.js slides that open offline",
+                        description="Run the seven notebooks (papermill) on a dataset and export "
+                        "each as a reveal.js deck under --out, with reveal.js, MathJax and every "
+                        "other file a deck loads copied beside it, so the decks open offline; "
+                        "or export notebooks executed elsewhere (--executed). --pdf prints "
+                        "each deck with headless Chromium.")
+    sp.add_argument("--data", default="", help="dataset directory (default: a generated sample)")
+    sp.add_argument("--executed", default=None, metavar="DIR",
+                    help="export the executed notebooks in DIR instead of running them")
+    sp.add_argument("--out", default="slides-output", help="output directory (default %(default)s)")
+    sp.add_argument("--notebooks", default="", metavar="LIST",
+                    help="comma-separated numbers or names, e.g. 1,2,7 (default: all seven)")
+    sp.add_argument("--engine", choices=("assignment", "pandas", "dask", "spark"),
+                    default="assignment",
+                    help="engine of every notebook; 'assignment' (default): each notebook's own "
+                    "(Dask for 1/3/5, Spark for 2/4/6/7)")
+    sp.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                    help="Dask scheduler for the Dask notebooks (default: $DASK_SCHEDULER_ADDRESS, "
+                    "else embedded)")
+    sp.add_argument("--master", default=None, metavar="URL",
+                    help="Spark master for the Spark notebooks (default: $SPARK_MASTER, else local[2])")
+    sp.add_argument("--tz", default=None, help="dataset time zone (default: the notebooks')")
+    sp.add_argument("--top-n", type=int, default=None, help="bars per chart (default: the notebooks')")
+    sp.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                    help="any other parameter of the notebooks' parameters cell (VALUE read as "
+                    "JSON when it parses, else as text); repeatable")
+    sp.add_argument("--hide-code", action="store_true", help="slides without the code cells")
+    sp.add_argument("--pdf", action="store_true", help="also print each deck to PDF (Chromium)")
+    sp.add_argument("--timeout", type=float, default=1800.0,
+                    help="seconds any one notebook cell may run (default %(default)s)")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from adanalytics.report import build_report
+
+    if not args.data and not args.results:
+        print("adanalytics report: error: give --data DIR or --results DIR", file=sys.stderr)
+        return EXIT_USAGE
+    con = _console()
+    conn = connection_options(args.engine, args.scheduler, args.master)
+    with con.status("building the report ...") as status:
+        path = build_report(args.out, data=args.data, results=args.results, engine=args.engine,
+                            tz=args.tz, connection=conn, title=args.title, top_n=args.top_n,
+                            on_progress=lambda name, secs: status.update(
+                                f"building the report ... {name} done ({secs:.1f} s)"))
+    con.print(f"[green]wrote[/] {path}")
+    return EXIT_OK
+
+
+def _param(text: str) -> tuple[str, Any]:
+    import json
+
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        msg = f"--param must be NAME=VALUE, got {text!r}"
+        raise ValueError(msg)
+    try:
+        return name.strip(), json.loads(value)
+    except ValueError:
+        return name.strip(), value
+
+
+def cmd_slides(args: argparse.Namespace) -> int:
+    from adanalytics.slides import build_slides
+
+    con = _console()
+    params: dict[str, Any] = dict(_param(p) for p in args.param)
+    params["data_path"] = args.data
+    if args.tz:
+        params["tz"] = args.tz
+    if args.top_n is not None:
+        params["top_n"] = args.top_n
+    addresses = {k: v for k, v in (("dask", args.scheduler), ("spark", args.master)) if v}
+    which = [w for w in args.notebooks.split(",") if w.strip()]
+    engine = None if args.engine == "assignment" else args.engine
+    t0 = time.perf_counter()
+    decks = build_slides(args.out, executed_dir=args.executed, parameters=params, which=which,
+                         engine=engine, addresses=addresses, hide_code=args.hide_code,
+                         pdf=args.pdf, execution_timeout=args.timeout,
+                         on_start=lambda nb, eng: con.print(f"running {nb.filename} on {eng} ..."))
+    from rich.table import Table
+
+    table = Table("deck", "slides", "charts", "pdf", title=f"slides in {args.out}")
+    for d in decks:
+        table.add_row(d.html.name, str(d.slides), str(d.charts), d.pdf.name if d.pdf else "")
+    con.print(table)
+    con.print(f"open {Path(args.out) / 'index.html'} ({time.perf_counter() - t0:.0f} s)")
+    return EXIT_OK
+
+
+COMMANDS["report"] = cmd_report
+COMMANDS["slides"] = cmd_slides
 
 
 def main(argv: Sequence[str] | None = None) -> int:

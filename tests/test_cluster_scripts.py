@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -94,7 +95,22 @@ def test_jupyterhub_config_is_deliberate(tmp_path: Path) -> None:
 # --- adanalytics.cluster_config ----------------------------------------------------------
 
 @pytest.fixture
-def node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A provisioned node's home; the process environment and Dask config are restored after.
+
+    ``load_client_env`` writes ``os.environ`` itself (monkeypatch does not see that), and
+    a leaked ``DASK_SCHEDULER_ADDRESS`` would send every later Dask test to this fake node.
+    """
+    import dask.config
+
+    saved_env = dict(os.environ)
+    yield _provision(tmp_path, monkeypatch)
+    os.environ.clear()
+    os.environ.update(saved_env)
+    dask.config.refresh()
+
+
+def _provision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for key in list(os.environ):
         if key.startswith(("DASK_DISTRIBUTED__COMM__TLS", "SPARK_CONF_DIR", "ADANALYTICS_")):
             monkeypatch.delenv(key)
