@@ -8,9 +8,13 @@ and E has an ad whose campaign is active on the local date of the event.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from adanalytics.engines.pandas.recommendations import cooldown_mask
 from adanalytics.geo import haversine_m
 from adanalytics.semantics import output_columns
 from tests.builders import LAT0, LON0, dataset, iso, utc
@@ -288,3 +292,30 @@ def test_bad_parameters_rejected(engine: str, bad: dict) -> None:
     ds = open_frames(dataset(locations=track("u1", [(0, 600), (5, 400)])), engine)
     with pytest.raises(ValueError):
         ds.recommendations(**bad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_cooldown_kernel_equals_the_greedy_scan(data: st.DataObject) -> None:
+    """The vectorised cooldown (shared by pandas and Spark) is the plain greedy loop:
+    a row is emitted when no emitted row of its group lies less than the cooldown before."""
+    lim = np.iinfo(np.int64).min
+    groups = data.draw(st.lists(st.lists(st.integers(0, 60), max_size=12), max_size=6))
+    t = np.array([x for g in groups for x in sorted(g)], dtype=np.int64)
+    starts = np.array([i == 0 for g in groups for i in range(len(g))], dtype=bool)
+    cooldown = data.draw(st.integers(0, 20))
+    before = None
+    if data.draw(st.booleans()):
+        before = np.full(len(t), lim, dtype=np.int64)
+        for i in np.flatnonzero(starts):
+            if data.draw(st.booleans()):
+                before[i] = t[i] - data.draw(st.integers(0, 30))
+    expected = np.zeros(len(t), dtype=bool)
+    last = None
+    for i in range(len(t)):
+        if starts[i]:
+            last = None if before is None or before[i] == lim else int(before[i])
+        if last is None or t[i] - last >= cooldown:
+            expected[i] = True
+            last = int(t[i])
+    assert cooldown_mask(starts, t, cooldown, before).tolist() == expected.tolist()

@@ -143,6 +143,61 @@ def recommend(events: pd.DataFrame, places: PlaceIndex, ranked: pd.DataFrame, *,
     return RecommendResult(rows=out, state=new_state, late=late)
 
 
+def cooldown_mask(starts: np.ndarray, t: np.ndarray, cooldown_ns: int,
+                  before: np.ndarray | None = None) -> np.ndarray:
+    """Which approaches are emitted, greedily in time order ("only emitted suggestions
+    count"): rows are sorted by group then time, ``starts`` marks each group's first row,
+    ``t`` is epoch ns, ``before`` (optional) the time of the group's last suggestion before
+    these rows, on the group's first row (``int64`` minimum for none).
+
+    Shared by the pandas engine and the Spark engine's partition kernel. The scan is
+    sequential only where it must be: rows at least ``cooldown`` after the group's
+    previous row are emitted without looking further back.
+    """
+    n = len(t)
+    keep = np.zeros(n, dtype=bool)
+    if n == 0:
+        return keep
+    t = np.asarray(t, dtype=np.int64)
+    tprev = np.empty(n, dtype=np.int64)
+    tprev[0] = 0
+    tprev[1:] = t[:-1]
+    # a group's first row: compare with the prior suggestion (or emit); others: clear
+    # of the previous row by the cooldown -> emitted whatever happened before
+    free = ~starts & (t - tprev >= cooldown_ns)
+    if before is None:
+        free |= starts
+    else:
+        lim = np.iinfo(np.int64).min
+        b = np.asarray(before, dtype=np.int64)
+        free |= starts & ((b == lim) | (t - np.where(b == lim, 0, b) >= cooldown_ns))
+    keep[free] = True
+    todo = np.flatnonzero(~free)  # rows within the cooldown of their previous row
+    if len(todo) == 0:
+        return keep
+    # the dense runs, in order: each row's last emitted time in its group is either the
+    # row before it (emitted, as every row not in todo) or the running value of the scan
+    tl = t.tolist()
+    st = starts.tolist()
+    bl = None if before is None else np.asarray(before, dtype=np.int64).tolist()
+    running = 0
+    prev = -2
+    for i in todo.tolist():
+        if st[i]:  # only with a prior suggestion less than the cooldown before
+            last = bl[i] if bl is not None else tl[i]
+        elif prev == i - 1:
+            last = running
+        else:
+            last = tl[i - 1]
+        if tl[i] - last >= cooldown_ns:
+            keep[i] = True
+            running = tl[i]
+        else:
+            running = last
+        prev = i
+    return keep
+
+
 def _apply_cooldown(approaches: pd.DataFrame, last_suggestion: pd.DataFrame,
                     cooldown: pd.Timedelta) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Keep an approach unless its (user, establishment) got a suggestion less than
@@ -157,17 +212,15 @@ def _apply_cooldown(approaches: pd.DataFrame, last_suggestion: pd.DataFrame,
     t = tb.epoch_ns(a["ts"])
     u = a["user_id"].to_numpy()
     e = a["establishment_id"].to_numpy()
-    cd = cooldown.value
-    keep = np.zeros(len(a), dtype=bool)
-    last = None
-    for i in range(len(a)):
-        if i == 0 or u[i] != u[i - 1] or e[i] != e[i - 1]:
-            last = None
-            if prior is not None:
-                last = prior.get((u[i], e[i]))
-        if last is None or t[i] - last >= cd:
-            keep[i] = True
-            last = t[i]
+    starts = np.ones(len(a), dtype=bool)
+    starts[1:] = (u[1:] != u[:-1]) | (e[1:] != e[:-1])
+    before = None
+    if prior is not None:
+        first = np.flatnonzero(starts)
+        found = prior.reindex(pd.MultiIndex.from_arrays([u[first], e[first]]))
+        before = np.full(len(a), np.iinfo(np.int64).min, dtype=np.int64)
+        before[first] = found.fillna(np.iinfo(np.int64).min).to_numpy(np.int64)
+    keep = cooldown_mask(starts, t, cooldown.value, before)
     emitted = a[keep]
     latest = emitted.groupby(["user_id", "establishment_id"], sort=False).tail(1)[["user_id", "establishment_id", "ts"]]
     if len(last_suggestion):

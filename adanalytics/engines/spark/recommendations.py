@@ -6,8 +6,10 @@ In the JVM: each user's previous event by ``lag`` over (ts, lat, lon); the gap r
 candidates by the broadcast cell-key join at the approach radius; the closing rule; the
 best active ad by a broadcast join with the ads ranked by historical CTR. The cooldown
 ("only emitted suggestions count") is a greedy scan in time order - sequential per
-(user, establishment) - so it runs as a grouped pandas function on the *approaches
-only* (a tiny fraction of the events), reusing the reference kernel.
+(user, establishment) - so the *approaches only* (a tiny fraction of the events) are
+partitioned by (user, establishment), sorted, and scanned by the reference kernel
+(:func:`~adanalytics.engines.pandas.recommendations.cooldown_mask`) one Arrow batch at a
+time (``mapInPandas``: no Python call per group).
 """
 
 from __future__ import annotations
@@ -76,20 +78,38 @@ def approaches(locations: DataFrame, establishments: DataFrame, *, tz: str,
         tb.local_days(tb.local_us(F.col("ts"), tz)).alias("_day"))
 
 
-def cooldown_kernel(cooldown_ns: int):  # type: ignore[no-untyped-def]
-    """The grouped function: one (user, establishment)'s approaches -> emitted rows."""
+def cooldown_partitions(cooldown_ns: int):  # type: ignore[no-untyped-def]
+    """The ``mapInPandas`` function over partitions sorted by (user, establishment, time):
+    the reference greedy cooldown (:func:`cooldown_mask`), one vectorised call per Arrow
+    batch; a group cut by a batch boundary continues with its last emitted time."""
+    from adanalytics.engines.pandas.recommendations import cooldown_mask
 
-    def apply(pdf: pd.DataFrame) -> pd.DataFrame:
-        # reference order: time, then the event order (lat, lon) for equal times
-        a = pdf.sort_values(["_t", "lat", "lon"], kind="mergesort")
-        t = a["_t"].to_numpy(np.int64) * 1000
-        keep = np.zeros(len(a), dtype=bool)
-        last = None
-        for i in range(len(a)):
-            if last is None or t[i] - last >= cooldown_ns:
-                keep[i] = True
-                last = t[i]
-        return a.loc[keep, ["user_id", "establishment_id", "ad_id", "_t", "distance_m"]]
+    lim = np.iinfo(np.int64).min
+
+    def apply(batches):  # type: ignore[no-untyped-def]
+        carry: tuple | None = None  # (user, establishment, last emitted t in ns)
+        for a in batches:
+            if a.empty:
+                continue
+            u = a["user_id"].to_numpy()
+            e = a["establishment_id"].to_numpy()
+            t = a["_t"].to_numpy(np.int64) * 1000
+            starts = np.ones(len(a), dtype=bool)
+            starts[1:] = (u[1:] != u[:-1]) | (e[1:] != e[:-1])
+            before = None
+            if carry is not None and carry[0] == u[0] and carry[1] == e[0]:
+                before = np.full(len(a), lim, dtype=np.int64)
+                before[0] = carry[2]
+            keep = cooldown_mask(starts, t, cooldown_ns, before)
+            out = a.loc[keep, ["user_id", "establishment_id", "ad_id", "_t", "distance_m"]]
+            # the last group's last emitted time (or the carried one if none emitted)
+            g0 = int(np.flatnonzero(starts)[-1])
+            kept = np.flatnonzero(keep[g0:])
+            if len(kept):
+                carry = (u[-1], e[-1], int(t[g0 + kept[-1]]))
+            elif not (carry is not None and carry[0] == u[-1] and carry[1] == e[-1]):
+                carry = None
+            yield out
 
     return apply
 
@@ -115,7 +135,8 @@ def recommendations(locations: DataFrame, establishments: DataFrame, ads: DataFr
         T.StructField("_t", T.LongType()),
         T.StructField("distance_m", T.DoubleType()),
     ])
-    emitted = best.groupBy("user_id", "establishment_id").applyInPandas(
-        cooldown_kernel(int(params.cooldown.value)), schema=out_schema)
+    emitted = (best.repartition("user_id", "establishment_id")
+               .sortWithinPartitions("user_id", "establishment_id", "_t", "lat", "lon")
+               .mapInPandas(cooldown_partitions(int(params.cooldown.value)), schema=out_schema))
     out = emitted.withColumn("ts", F.timestamp_micros("_t"))
     return sort_output(out, output_keys("recommendations"), _OUT)
