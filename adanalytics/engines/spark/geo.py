@@ -61,15 +61,44 @@ def lon_cells(spec: GridSpec, band: Column) -> Column:
     return expr.otherwise(F.lit(max(n0 >> len(zq), 1)).cast("long"))  # type: ignore[union-attr]
 
 
-def cell_key(spec: GridSpec, lat: Column, lon: Column) -> Column:
-    """The cell key (``band << 32 | lon_index``) of each point, equal to numpy's."""
+def cell_band(spec: GridSpec, lat: Column) -> Column:
+    """Latitude band of each point (long), as :meth:`GridSpec.band`."""
     from pyspark.sql import functions as F
 
     raw_band = F.floor((lat + F.lit(90.0)) / F.lit(spec.height_deg))
-    band = F.greatest(F.lit(0), F.least(F.lit(spec.n_bands - 1), raw_band)).cast("long")
+    return F.greatest(F.lit(0), F.least(F.lit(spec.n_bands - 1), raw_band)).cast("long")
+
+
+def cell_key_of_band(spec: GridSpec, band: Column, lon: Column) -> Column:
+    """The cell key (``band << 32 | lon_index``) of a point in ``band`` at ``lon``."""
+    from pyspark.sql import functions as F
+
     n = lon_cells(spec, band)
     idx = F.floor((lon + F.lit(180.0)) * n.cast("double") / F.lit(360.0))
     return F.shiftleft(band, 32).bitwiseOR(F.pmod(idx, n))
+
+
+def cell_key(spec: GridSpec, lat: Column, lon: Column) -> Column:
+    """The cell key (``band << 32 | lon_index``) of each point, equal to numpy's.
+
+    One expression (the band inlined where it is used); over many records prefer
+    :func:`with_cell_key`, which computes the band once per record.
+    """
+    return cell_key_of_band(spec, cell_band(spec, lat), lon)
+
+
+def with_cell_key(df: DataFrame, spec: GridSpec, name: str = "_cell", *, lat: str = "lat",
+                  lon: str = "lon") -> DataFrame:
+    """``df`` plus the cell key column ``name``, the band computed once per record (a
+    separate projection Spark does not inline: it is used a dozen times by the key)."""
+    from pyspark.sql import functions as F
+
+    tmp = f"{name}_band"
+    banded = df.withColumn(tmp, cell_band(spec, F.col(lat)))
+    # non-nullable (-1 for a null position, a key no cell has): otherwise the optimizer
+    # infers an `isnotnull(key)` filter from the join and computes the whole key twice
+    key = F.coalesce(cell_key_of_band(spec, F.col(tmp), F.col(lon)), F.lit(-1).cast("long"))
+    return banded.withColumn(name, key).drop(tmp)
 
 
 def place_cells(spark: SparkSession, establishments: pd.DataFrame, spec: GridSpec,

@@ -72,6 +72,22 @@ def month(local: Column) -> Column:
     return F.format_string("%04d-%02d", F.year(d), F.month(d))
 
 
+def month_key(local: Column) -> Column:
+    """``year * 100 + month`` of local times (int): a cheap grouping key; format it with
+    :func:`month_label` after aggregating."""
+    from pyspark.sql import functions as F
+
+    d = local_date(local)
+    return F.year(d) * F.lit(100) + F.month(d)
+
+
+def month_label(key: Column) -> Column:
+    """``YYYY-MM`` of a :func:`month_key` (string), as :func:`month`."""
+    from pyspark.sql import functions as F
+
+    return F.format_string("%04d-%02d", (key / F.lit(100)).cast("int"), F.pmod(key, F.lit(100)))
+
+
 def period(hour_col: Column) -> Column:
     """Period of the day (``semantics.PERIODS``) of a local hour column."""
     from pyspark.sql import functions as F

@@ -13,8 +13,10 @@ from __future__ import annotations
 import weakref
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from adanalytics.engines.spark import timebuckets as tb
-from adanalytics.engines.spark.geo import cell_key, haversine, place_cells
+from adanalytics.engines.spark.geo import haversine, place_cells, with_cell_key
 from adanalytics.engines.spark.joins import sort_output
 from adanalytics.geo import GridSpec, grid_spec
 from adanalytics.semantics import output_columns, output_keys
@@ -23,11 +25,33 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 
+#: Integer position of an establishment in :func:`establishments_pandas` (a cheaper
+#: grouping key than the id text; the ids are joined back on the few result rows).
+POSITION = "_eidx"
+
+
 def establishments_pandas(establishments: DataFrame):  # type: ignore[no-untyped-def]
-    """The (small) establishments table on the driver, for the grid replication."""
+    """The (small) establishments table on the driver, for the grid replication, with
+    each row's position (``_eidx``)."""
     from adanalytics.engines.spark.collect import small_to_pandas
 
-    return small_to_pandas(establishments, ["establishment_id", "category", "lat", "lon"])
+    est = small_to_pandas(establishments, ["establishment_id", "category", "lat", "lon"])
+    return est.assign(**{POSITION: np.arange(len(est), dtype=np.int64)})
+
+
+#: Position -> establishment id frames (broadcast), per establishments frame.
+_IDS: weakref.WeakKeyDictionary[Any, DataFrame] = weakref.WeakKeyDictionary()
+
+
+def establishment_ids(establishments: DataFrame) -> DataFrame:
+    """``_eidx`` -> ``establishment_id`` (small; memoised per frame)."""
+    if establishments not in _IDS:
+        from adanalytics.engines.spark.collect import to_spark_frame
+
+        est = establishments_pandas(establishments)
+        _IDS[establishments] = to_spark_frame(establishments.sparkSession,
+                                              est[[POSITION, "establishment_id"]])
+    return _IDS[establishments]
 
 
 #: Replicated cells per establishments frame and (radius, columns): built once per dataset.
@@ -58,8 +82,7 @@ def near_pairs(records: DataFrame, establishments: DataFrame, radius_m: float,
 
     spec = grid_spec(float(radius_m))
     cells = _place_cells(establishments, spec, place_columns)
-    rec = records.select(*keep, "lat", "lon",
-                         cell_key(spec, F.col("lat"), F.col("lon")).alias("_cell"))
+    rec = with_cell_key(records.select(*keep, "lat", "lon"), spec)
     joined = rec.join(F.broadcast(cells), on="_cell", how="inner")
     dist = haversine(F.col("lat"), F.col("lon"), F.col("_elat"), F.col("_elon"))
     return (joined.select(*keep, "lat", "lon", *place_columns, "_elat", "_elon",
@@ -82,10 +105,17 @@ def visits(locations: DataFrame, establishments: DataFrame, *, by: str, tz: str,
     from pyspark.sql import functions as F
 
     keys = output_keys("visits", by)
-    pairs = visit_pairs(locations, establishments, radius_m)
-    if by == "month":
-        pairs = pairs.withColumn("month", tb.month(tb.local_us(F.col("ts"), tz)))
-    per_user = pairs.groupBy(*keys, "user_id").agg(F.count(F.lit(1)).alias("n"))
-    out = per_user.groupBy(*keys).agg(
+    # grouped by the establishment's position (int), not its id text: about a quarter
+    # faster on the pairs; the ids are joined back on the result rows
+    pairs = near_pairs(locations, establishments, radius_m, keep=("user_id", "ts"),
+                       place_columns=(POSITION,))
+    group = [POSITION] + (["_month"] if by == "month" else [])
+    if by == "month":  # an int key per pair, the text label per result row
+        pairs = pairs.withColumn("_month", tb.month_key(tb.local_us(F.col("ts"), tz)))
+    per_user = pairs.groupBy(*group, "user_id").agg(F.count(F.lit(1)).alias("n"))
+    out = per_user.groupBy(*group).agg(
         F.sum("n").cast("long").alias("visits"), F.count(F.lit(1)).cast("long").alias("visitors"))
+    out = out.join(F.broadcast(establishment_ids(establishments)), on=POSITION, how="inner")
+    if by == "month":
+        out = out.withColumn("month", tb.month_label(F.col("_month")))
     return sort_output(out, keys, output_columns("visits", by))
