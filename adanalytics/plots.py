@@ -160,14 +160,21 @@ def rank_campaigns(ctr: pd.DataFrame, top_n: int = 10, min_views: int | str = MI
         kept = g[g["views"] >= max(k, 1)].sort_values(
             ["ctr_low", "ctr", "campaign_id"], ascending=[False, False, True], kind="stable")
         kept = kept.head(top_n).copy()
-        kept.insert(0, "rank", np.arange(1, len(kept) + 1))
-        kept.insert(1, "min_views", k)
-        if names is not None:
-            kept.insert(kept.columns.get_loc("campaign_id") + 1, "name",
-                        kept["campaign_id"].map(names))
-        return kept
+        return _ranked(kept, "campaign_id", names, min_views=k)
 
     return _per_bucket(ctr, one).reset_index(drop=True)
+
+
+def _ranked(kept: pd.DataFrame, id_col: str, names: pd.Series | dict | None,
+            **rule: Any) -> pd.DataFrame:
+    """``kept`` (best first) with ``rank`` first, then the threshold ``rule`` applied
+    (e.g. ``min_views=k``), and ``name`` after ``id_col`` when ``names`` are given."""
+    kept.insert(0, "rank", np.arange(1, len(kept) + 1))
+    for i, (col, value) in enumerate(rule.items(), start=1):
+        kept.insert(i, col, value)
+    if names is not None:
+        kept.insert(kept.columns.get_loc(id_col) + 1, "name", kept[id_col].map(names))
+    return kept
 
 
 def rank_establishments(visits: pd.DataFrame, top_n: int = 10,
@@ -176,11 +183,7 @@ def rank_establishments(visits: pd.DataFrame, top_n: int = 10,
     def one(g: pd.DataFrame) -> pd.DataFrame:
         kept = g.sort_values(["visits", "visitors", "establishment_id"],
                              ascending=[False, False, True], kind="stable").head(top_n).copy()
-        kept.insert(0, "rank", np.arange(1, len(kept) + 1))
-        if names is not None:
-            kept.insert(kept.columns.get_loc("establishment_id") + 1, "name",
-                        kept["establishment_id"].map(names))
-        return kept
+        return _ranked(kept, "establishment_id", names)
 
     return _per_bucket(visits, one).reset_index(drop=True)
 
@@ -199,12 +202,7 @@ def rank_attribution(attribution: pd.DataFrame, top_n: int = 10,
         kept = kept.head(top_n).copy()
         low, high = wilson_interval(kept["attributed_visits"].to_numpy(), kept["visits"].to_numpy())
         kept["ratio_low"], kept["ratio_high"] = low, high
-        kept.insert(0, "rank", np.arange(1, len(kept) + 1))
-        kept.insert(1, "min_visits", k)
-        if names is not None:
-            kept.insert(kept.columns.get_loc("establishment_id") + 1, "name",
-                        kept["establishment_id"].map(names))
-        return kept
+        return _ranked(kept, "establishment_id", names, min_visits=k)
 
     return _per_bucket(attribution, one).reset_index(drop=True)
 

@@ -13,6 +13,7 @@ Timings never include reading files: every benchmark loads its tables into memor
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import platform
@@ -306,33 +307,39 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def rss_bytes() -> int:
+def rss_bytes(tree: bool = False) -> int:
+    """Resident memory of this process (``tree``: plus all its descendants, e.g. a Spark
+    driver JVM and its Python workers)."""
     import psutil
 
-    return int(psutil.Process().memory_info().rss)
+    me = psutil.Process()
+    total = me.memory_info().rss
+    for p in me.children(recursive=True) if tree else []:
+        with contextlib.suppress(psutil.Error):  # a child may exit meanwhile
+            total += p.memory_info().rss
+    return int(total)
 
 
 class PeakRSS:
-    """Peak resident memory of this process while the ``with`` block runs (sampled)."""
+    """Peak resident memory of this process (``tree``: and its descendants) while the
+    ``with`` block runs (sampled every ``interval`` seconds)."""
 
-    def __init__(self, interval: float = 0.005) -> None:
+    def __init__(self, interval: float = 0.005, *, tree: bool = False) -> None:
         self.interval = interval
+        self.tree = tree
         self.start = 0
         self.peak = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _run(self) -> None:
-        import psutil
-
-        proc = psutil.Process()
         while not self._stop.is_set():
-            self.peak = max(self.peak, proc.memory_info().rss)
+            self.peak = max(self.peak, rss_bytes(self.tree))
             self._stop.wait(self.interval)
 
     def __enter__(self) -> PeakRSS:
         gc.collect()
-        self.start = rss_bytes()
+        self.start = rss_bytes(self.tree)
         self.peak = self.start
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -342,7 +349,7 @@ class PeakRSS:
         self._stop.set()
         assert self._thread is not None
         self._thread.join()
-        self.peak = max(self.peak, rss_bytes())
+        self.peak = max(self.peak, rss_bytes(self.tree))
 
     @property
     def extra(self) -> int:

@@ -13,10 +13,8 @@ blocks to disk beyond it. Each result is collected to pandas (that is part of th
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -28,43 +26,6 @@ import _common as bc
 
 import adanalytics as aa
 from adanalytics.dataset import ANALYSES, BY_ANALYSES
-
-
-class TreeRSS:
-    """Peak resident memory of this process and all its descendants (sampled)."""
-
-    def __init__(self, interval: float = 0.2) -> None:
-        self.interval = interval
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @staticmethod
-    def now() -> int:
-        import psutil
-
-        me = psutil.Process()
-        total = 0
-        for p in [me, *me.children(recursive=True)]:
-            with contextlib.suppress(psutil.Error):  # a worker may exit meanwhile
-                total += p.memory_info().rss
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.now())
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> TreeRSS:
-        self.peak = self.now()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        assert self._thread is not None
-        self._thread.join()
 
 
 def _parser() -> Any:
@@ -90,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def step(name: str, fn: Any) -> Any:
         bc.log(f"{name} ...")
-        with TreeRSS() as mem:
+        with bc.PeakRSS(interval=0.2, tree=True) as mem:
             t0 = time.perf_counter()
             out = fn()
             dt = time.perf_counter() - t0
