@@ -22,6 +22,7 @@ import pytest
 import adanalytics as aa
 from adanalytics import geo, schema
 from adanalytics.dataset import ANALYSES, BY_ANALYSES
+from adanalytics.engines.spark import visits as sv
 from adanalytics.errors import ClusterConnectionError
 from tests.builders import LAT0, LON0
 from tests.helpers import offset
@@ -379,9 +380,31 @@ def test_persist_caches_and_answers_the_same(spark: Any) -> None:
     for _, df in ds.tables.items():
         assert df.is_cached
         assert df.storageLevel.useDisk and df.storageLevel.useMemory
+    # the persisted locations count visitors on the user id's hash (checked injective)
+    assert sv._USER_HASH.get(ds.tables.locations) is True
+    assert "xxhash64" in str(sv.user_key(ds.tables.locations))
     assert_same_frame(aa.to_pandas(ds.visits(by="month")), before)
+    assert_same_frame(aa.to_pandas(ds.visits()), aa.to_pandas(
+        aa.open_dataset(data, engine="pandas").visits()))
     ds.close()
     assert not any(df.is_cached for _, df in ds.tables.items())
+
+
+def test_user_hash_is_used_only_where_it_tells_every_user_apart(spark: Any) -> None:
+    frame = spark.createDataFrame([(f"u{i}",) for i in range(1000)] + [(None,)],
+                                  "user_id string")
+    assert "xxhash64" not in str(sv.user_key(frame))  # unchecked frame: the text
+    assert sv.check_user_hash(frame) is True  # 1,001 users (null included), 1,001 hashes
+    assert "xxhash64" in str(sv.user_key(frame))
+    # a frame where two users share a hash (simulated: real collisions are 2**-64 rare)
+    # keeps grouping on the text, and the answer stays the reference one
+    data = random_dataset(7)
+    ds = aa.open_dataset(data, engine="spark").persist()
+    sv._USER_HASH[ds.tables.locations] = False
+    assert "xxhash64" not in str(sv.user_key(ds.tables.locations))
+    assert_same_frame(aa.to_pandas(ds.visits()),
+                      aa.to_pandas(aa.open_dataset(data, engine="pandas").visits()))
+    ds.close()
 
 
 # --- connecting ------------------------------------------------------------------------------------

@@ -76,6 +76,7 @@ class SparkEngine:
         """Cache the tables in executor memory (spilling to disk) and materialise them."""
         out = _load.persist(tables)
         self._cached.extend(df for _, df in out.items())
+        _visits.check_user_hash(out.locations)
         return out
 
     def _tz(self, tz: str) -> None:
