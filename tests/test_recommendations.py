@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adanalytics.engines.pandas.recommendations import cooldown_mask
+from adanalytics.engines.pandas.recommendations import approach_places, cooldown_mask
 from adanalytics.geo import haversine_m
 from adanalytics.semantics import output_columns
 from tests.builders import LAT0, LON0, dataset, iso, utc
@@ -166,6 +166,28 @@ def test_inactive_establishment_does_not_block_others(engine: str) -> None:
     ds = open_frames(dataset(campaigns=campaigns, establishments=ests, ads=ads,
                              locations=track("u1", [(0, 600), (5, 400)])), engine)
     assert_equal_data(ds.recommendations(), _rows(("u1", "e2", "a2", at(5), 400.0)))
+
+
+def test_establishments_without_ads_are_never_suggested(engine: str) -> None:
+    # e0 (no ad at all) stands at the approached point, e2 (with an ad) 100 m north of
+    # it: only e2 is suggested, at its own distance; e0 blocks nothing.
+    n_lat, n_lon = offset(LAT0, LON0, north_m=100.0)
+    ests = [("e0", "P0", "cafe", LAT0, LON0), ("e2", "P2", "bar", n_lat, n_lon)]
+    ads = [("a2", "c1", "e2", "drinks")]
+    ds = open_frames(dataset(establishments=ests, ads=ads,
+                             locations=track("u1", [(0, 500), (5, 300)])), engine)
+    assert_equal_data(ds.recommendations(), _rows(("u1", "e2", "a2", at(5),
+                                                   haversine_m(*south(300), n_lat, n_lon))))
+
+
+def test_approach_places_index_only_establishments_with_an_ad() -> None:
+    est = pd.DataFrame({"establishment_id": ["e0", "e1", "e2"], "category": ["a", "b", "c"],
+                        "lat": [LAT0] * 3, "lon": [LON0] * 3})
+    places = approach_places(est, pd.Series(["e2", "e1", "e2"]), 500.0)
+    assert list(places.establishment_id) == ["e1", "e2"]
+    _, pi, _ = places.cells.within(np.array([LAT0]), np.array([LON0]), 500.0)
+    assert sorted(places.establishment_id[pi]) == ["e1", "e2"]
+    assert len(approach_places(est, pd.Series([], dtype=object), 500.0).establishment_id) == 0
 
 
 def _place(i: int) -> tuple[float, float]:

@@ -79,11 +79,12 @@ class Dimensions:
 
     @property
     def places(self) -> PlaceIndex:
-        """Establishments indexed for the approach radius."""
+        """The establishments with an ad, indexed for the approach radius."""
         if self._places is None:
-            from adanalytics.engines.pandas.visits import place_index
+            from adanalytics.engines.pandas.recommendations import approach_places
 
-            self._places = place_index(self.establishments, self.params.approach_radius_m)
+            self._places = approach_places(self.establishments, self.ranked["establishment_id"],
+                                           self.params.approach_radius_m)
         return self._places
 
 
@@ -332,14 +333,19 @@ def _with_stats(rows: pd.DataFrame, events: int, late: int, last_id: str | None)
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
     """Column types of :data:`OUTPUT_DDL` (nullable where a kind leaves a column empty)."""
     out = df.reindex(columns=list(OUTPUT_COLUMNS))
-    for c in _TEXT:
-        col = out[c].astype(object)
-        out[c] = col.where(col.notna(), None)
-    out["ts"] = pd.to_datetime(out["ts"], utc=True)
-    out["distance_m"] = pd.to_numeric(out["distance_m"]).astype(np.float64)
-    for c in ("events", "late"):
-        out[c] = pd.to_numeric(out[c]).astype("Int64")
-    return out
+    cols: dict[str, Any] = {}
+    for c in OUTPUT_COLUMNS:
+        if c in _TEXT:
+            text = out[c].to_numpy(dtype=object, copy=True)
+            text[pd.isna(text)] = None
+            cols[c] = text
+        elif c == "ts":
+            cols[c] = pd.to_datetime(out["ts"], utc=True)
+        elif c == "distance_m":
+            cols[c] = pd.to_numeric(out[c]).astype(np.float64)
+        else:  # events, late
+            cols[c] = pd.to_numeric(out[c]).astype("Int64")
+    return pd.DataFrame(cols, index=out.index)
 
 
 def dead_rows(events: pd.DataFrame) -> pd.DataFrame:

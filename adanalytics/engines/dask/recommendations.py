@@ -16,12 +16,12 @@ from adanalytics.engines.dask.plan import (
     Shared,
     map_kernel,
     resum,
+    share,
     tree_reduce,
 )
 from adanalytics.engines.dask.plan import (
     shuffle_method as _method,
 )
-from adanalytics.engines.dask.visits import places
 from adanalytics.engines.pandas import recommendations as _rec
 from adanalytics.engines.pandas import visits as _visits
 from adanalytics.engines.pandas.joins import sort_output
@@ -35,6 +35,16 @@ _COUNTS = ["views", "clicks"]
 
 def _ranked(counts: pd.DataFrame, *, ads: pd.DataFrame, campaigns: pd.DataFrame) -> pd.DataFrame:
     return _rec.ranked_ads(ads, campaigns, resum(counts, keys=["ad_id"], values=_COUNTS))
+
+
+def approach_places(t: DaskTables, radius_m: float) -> Shared:
+    """The establishments with an ad, indexed for ``radius_m``, broadcast (once per radius)."""
+    key = ("approach_places", float(radius_m))
+    if key not in t.cache:
+        t.cache[key] = share(_rec.approach_places(t.small["establishments"],
+                                                  t.small["ads"]["establishment_id"], radius_m),
+                             client=t.client)
+    return t.cache[key]
 
 
 def recommendation_rows(events: pd.DataFrame, places: _visits.PlaceIndex, ranked: pd.DataFrame,
@@ -65,6 +75,6 @@ def recommendations(t: DaskTables, *, tz: str, params: RecommendParams,
     method = _method(shuffle_method, t.rows.get("locations"))
     by_user = t.locations.shuffle("user_id", npartitions=n, shuffle_method=method,
                                   ignore_index=True)
-    rows = map_kernel(by_user, recommendation_rows, places(t, params.approach_radius_m), ranked,
-                      tz=tz, params=params)
+    rows = map_kernel(by_user, recommendation_rows, approach_places(t, params.approach_radius_m),
+                      ranked, tz=tz, params=params)
     return tree_reduce(rows, combine=_concat, aggregate=_sorted, split_every=split_every)

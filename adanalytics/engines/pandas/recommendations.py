@@ -100,18 +100,24 @@ def recommend(events: pd.DataFrame, places: PlaceIndex, ranked: pd.DataFrame, *,
         prior = prior[prior["user_id"].isin(ev["user_id"])]
     ev["_new"] = 1
     seq = pd.concat([prior.assign(_new=0)[ev.columns], ev], ignore_index=True) if len(prior) else ev
-    seq = seq.sort_values(["user_id", "_new", "ts", "lat", "lon"], kind="mergesort").reset_index(drop=True)
+    # each user's events in (prior first, ts, lat, lon) order; users grouped by an integer
+    # code (their order among themselves does not matter: the output is sorted at the end)
+    codes = pd.factorize(seq["user_id"], sort=False)[0]
+    new = seq["_new"].to_numpy()
+    ts_ns = tb.epoch_ns(seq["ts"])
+    order = np.lexsort((seq["lon"].to_numpy(), seq["lat"].to_numpy(), ts_ns, new, codes))
+    seq = seq.take(order).reset_index(drop=True)
+    codes, new, ts_ns = codes[order], new[order], ts_ns[order]
 
     users = seq["user_id"].to_numpy()
-    ts_ns = tb.epoch_ns(seq["ts"])
     lat = seq["lat"].to_numpy()
     lon = seq["lon"].to_numpy()
     same_user = np.zeros(len(seq), dtype=bool)
     if len(seq) > 1:
-        same_user[1:] = users[1:] == users[:-1]
+        same_user[1:] = codes[1:] == codes[:-1]
     gap_ok = np.zeros(len(seq), dtype=bool)
     gap_ok[1:] = same_user[1:] & (ts_ns[1:] - ts_ns[:-1] <= params.max_gap.value)
-    gap_ok &= seq["_new"].to_numpy() == 1
+    gap_ok &= new == 1
     rows = np.flatnonzero(gap_ok)
 
     qi, pi, d_k = places.cells.within(lat[rows], lon[rows], params.approach_radius_m)
@@ -134,7 +140,9 @@ def recommend(events: pd.DataFrame, places: PlaceIndex, ranked: pd.DataFrame, *,
 
     emitted, last_suggestion = _apply_cooldown(best, state.last_suggestion, params.cooldown)
     out = sort_output(emitted[_OUT], output_keys("recommendations"))
-    last = seq.groupby("user_id", sort=False).tail(1)[["user_id", "ts", "lat", "lon"]]
+    is_last = np.ones(len(seq), dtype=bool)  # each user's last event (users are contiguous)
+    is_last[:-1] = codes[1:] != codes[:-1]
+    last = seq.loc[is_last, ["user_id", "ts", "lat", "lon"]]
     kept = state.last_event[~state.last_event["user_id"].isin(last["user_id"])]
     new_state = RecommenderState(
         last_event=pd.concat([kept, last], ignore_index=True) if len(kept) else last.reset_index(drop=True),
@@ -230,10 +238,23 @@ def _apply_cooldown(approaches: pd.DataFrame, last_suggestion: pd.DataFrame,
     return emitted, latest.reset_index(drop=True)
 
 
+def approach_places(establishments: pd.DataFrame, ad_establishments: pd.Series | np.ndarray,
+                    radius_m: float) -> PlaceIndex:
+    """The establishments that have at least one ad (``ad_establishments``: the ads'
+    establishment ids), indexed for the approach radius.
+
+    A suggestion names an ad of the establishment approached, so the others can never
+    yield one: searching only these gives the same rows for far fewer distance checks
+    (in the generated cities, about one establishment in fourteen has an ad).
+    """
+    has_ad = establishments["establishment_id"].isin(pd.unique(np.asarray(ad_establishments)))
+    return place_index(establishments[has_ad.to_numpy()].reset_index(drop=True), radius_m)
+
+
 def recommendations(locations: pd.DataFrame, establishments: pd.DataFrame, ads: pd.DataFrame,
                     campaigns: pd.DataFrame, interactions: pd.DataFrame, *, tz: str,
                     params: RecommendParams) -> pd.DataFrame:
     """Batch form of the real-time job: every suggestion the stream would emit."""
-    places = place_index(establishments, params.approach_radius_m)
+    places = approach_places(establishments, ads["establishment_id"], params.approach_radius_m)
     ranked = ranked_ads(ads, campaigns, ad_counts(interactions))
     return recommend(locations, places, ranked, tz=tz, params=params).rows

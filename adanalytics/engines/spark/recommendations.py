@@ -121,7 +121,10 @@ def recommendations(locations: DataFrame, establishments: DataFrame, ads: DataFr
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    cand = approaches(locations, establishments, tz=tz, params=params)
+    # only establishments with an ad can be suggested: the others are not searched
+    advertised = establishments.join(F.broadcast(ads.select("establishment_id").distinct()),
+                                     on="establishment_id", how="left_semi")
+    cand = approaches(locations, advertised, tz=tz, params=params)
     ranked = ranked_ads(interactions, ads, campaigns)
     active = cand.join(F.broadcast(ranked), on="establishment_id", how="inner").where(
         (F.col("start_date") <= F.col("_day")) & (F.col("_day") <= F.col("end_date")))
