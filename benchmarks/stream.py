@@ -147,7 +147,9 @@ class Bench:
                "--redis", self.server.url, "--out", str(self.tmp / "out"),
                "--checkpoint", str(self.tmp / "ckpt"), "--trigger", args.trigger,
                "--max-batch", str(args.max_batch), "--key", args.key,
-               "--buckets", str(args.buckets), "--partitions", str(args.partitions)]
+               "--partitions", str(args.partitions)]
+        if args.buckets:
+            cmd += ["--buckets", str(args.buckets)]
         env = dict(os.environ, PYTHONPATH=str(ROOT), PYSPARK_PYTHON=sys.executable)
         self.job_log = open(self.tmp / "job.log", "w")  # noqa: SIM115 - closed in close()
         self.job = subprocess.Popen(cmd, env=env, stdout=self.job_log, stderr=subprocess.STDOUT,
@@ -240,7 +242,7 @@ def main() -> None:
     p.add_argument("--trigger", default="0", help="job trigger interval (default back to back)")
     p.add_argument("--max-batch", type=int, default=100_000)
     p.add_argument("--key", choices=("bucket", "user"), default="bucket")
-    p.add_argument("--buckets", type=int, default=8)
+    p.add_argument("--buckets", type=int, default=None, help="default: the job's")
     p.add_argument("--partitions", type=int, default=2)
     p.add_argument("--json", default=None, help="write the results here too")
     p.add_argument("--keep", action="store_true", help="keep the job's output and log")
@@ -248,7 +250,7 @@ def main() -> None:
     data = bc.dataset_dir(args)
     bc.log(f"machine: {bc.machine()}")
     bc.log(f"dataset: {data}; job: trigger {args.trigger}, key {args.key}, "
-           f"{args.buckets} buckets, {args.partitions} state partitions")
+           f"{args.buckets or args.partitions} buckets, {args.partitions} state partitions")
     bench = Bench(args, data)
     results: dict[str, Any] = {"machine": bc.machine(), "args": vars(args), "windows": []}
     try:

@@ -117,8 +117,9 @@ def add_stream_parser(subparsers: Any) -> argparse.ArgumentParser:
     r.add_argument("--key", choices=("bucket", "user"), default="bucket",
                    help="state grouping: hash buckets of users (default, fast) or one group "
                    "per user")
-    r.add_argument("--buckets", type=_positive_int, default=8,
-                   help="user buckets (fixed by a checkpoint's first run; default %(default)s)")
+    r.add_argument("--buckets", type=_positive_int, default=None,
+                   help="user buckets (fixed by a checkpoint's first run; default: one per "
+                   "state partition; more only for hundreds of thousands of users)")
     r.add_argument("--partitions", type=_positive_int, default=2,
                    help="state partitions (fixed by a checkpoint's first run; default %(default)s)")
     r.add_argument("--state-ttl", default="24h",

@@ -9,7 +9,7 @@
 - Source: :mod:`adanalytics.stream.source` (offsets = entry ids, checkpointed).
 - State: ``transformWithStateInPandas`` keeps each group's per-user state in a value state
   with a processing-time TTL. By default a group is a hash bucket of users (``key="bucket"``:
-  a fixed number of buckets, spread evenly over the state partitions), so each micro-batch
+  a fixed number of buckets, by default one per state partition), so each micro-batch
   calls the vectorised kernel once per bucket; ``key="user"`` groups by ``user_id`` (one
   kernel call and a few state-server round trips per user and batch: simplest, but it caps
   throughput at about a thousand active users per second on two cores). Both run
@@ -95,6 +95,9 @@ class JobConfig:
         ``"bucket"`` (default) or ``"user"``: the grouping of the stateful operator.
     buckets, partitions:
         User buckets and state partitions (fixed by the first run of a checkpoint).
+        Buckets default to one per state partition: each bucket costs one kernel call
+        (tens of ms) per micro-batch, and each call reads and writes its bucket's whole
+        state, so raise them only with many users (hundreds of thousands) in the state.
     state_ttl:
         Forget users silent for longer than this (processing time).
     max_batch, per_partition:
@@ -115,7 +118,7 @@ class JobConfig:
     metrics_key: str | None = None
     trigger: str = "1s"
     key: str = "bucket"
-    buckets: int = 8
+    buckets: int | None = None
     partitions: int = 2
     state_ttl: str | pd.Timedelta = "24h"
     max_batch: int = 100_000
@@ -132,6 +135,8 @@ class JobConfig:
         self.checkpoint = Path(self.checkpoint)
         self.dead_stream = self.dead_stream or f"{self.stream}:dead"
         self.metrics_key = self.metrics_key or f"{self.suggestions_stream}:metrics"
+        if self.buckets is None:
+            self.buckets = self.partitions
         if self.key not in KEY_MODES:
             msg = f"key must be one of {KEY_MODES}, got {self.key!r}"
             raise ValueError(msg)
