@@ -66,6 +66,14 @@ class Shared:
     delayed: Delayed | Future
 
 
+def shared_once(t: DaskTables, key: Any, build: Callable[[], Any]) -> Shared:
+    """``share(build())`` for ``t``'s client, built and broadcast once per ``key`` (kept in
+    ``t.cache``): the grid indexes every analysis of a radius reuses."""
+    if key not in t.cache:
+        t.cache[key] = share(build(), client=t.client)
+    return t.cache[key]
+
+
 def share(value: Any, client: Any = None) -> Shared:
     """Wrap ``value`` as a single graph task that every partition task depends on.
 

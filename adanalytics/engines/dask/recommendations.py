@@ -16,7 +16,7 @@ from adanalytics.engines.dask.plan import (
     Shared,
     map_kernel,
     resum,
-    share,
+    shared_once,
     tree_reduce,
 )
 from adanalytics.engines.dask.plan import (
@@ -39,12 +39,8 @@ def _ranked(counts: pd.DataFrame, *, ads: pd.DataFrame, campaigns: pd.DataFrame)
 
 def approach_places(t: DaskTables, radius_m: float) -> Shared:
     """The establishments with an ad, indexed for ``radius_m``, broadcast (once per radius)."""
-    key = ("approach_places", float(radius_m))
-    if key not in t.cache:
-        t.cache[key] = share(_rec.approach_places(t.small["establishments"],
-                                                  t.small["ads"]["establishment_id"], radius_m),
-                             client=t.client)
-    return t.cache[key]
+    return shared_once(t, ("approach_places", float(radius_m)), lambda: _rec.approach_places(
+        t.small["establishments"], t.small["ads"]["establishment_id"], radius_m))
 
 
 def recommendation_rows(events: pd.DataFrame, places: _visits.PlaceIndex, ranked: pd.DataFrame,

@@ -7,7 +7,14 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from adanalytics.engines.dask.counting import visit_user_counts
-from adanalytics.engines.dask.plan import DaskTables, Shared, map_kernel, resum, share, tree_reduce
+from adanalytics.engines.dask.plan import (
+    DaskTables,
+    Shared,
+    map_kernel,
+    resum,
+    shared_once,
+    tree_reduce,
+)
 from adanalytics.engines.pandas import visits as _visits
 
 if TYPE_CHECKING:
@@ -17,11 +24,8 @@ if TYPE_CHECKING:
 
 def places(t: DaskTables, radius_m: float) -> Shared:
     """The establishments indexed for ``radius_m``, broadcast (built once per radius)."""
-    key = ("places", float(radius_m))
-    if key not in t.cache:
-        t.cache[key] = share(_visits.place_index(t.small["establishments"], radius_m),
-                             client=t.client)
-    return t.cache[key]
+    return shared_once(t, ("places", float(radius_m)),
+                       lambda: _visits.place_index(t.small["establishments"], radius_m))
 
 
 def _keys(by: str) -> list[str]:
