@@ -49,6 +49,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("adanalytics")
 
 ROCKSDB_PROVIDER = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+#: Checkpoint files through Hadoop's FileSystem API. Spark's default (FileContext) costs
+#: 40-50 ms per file on a local disk and ~170 ms per RocksDB changelog commit, three files
+#: per micro-batch; the FileSystem one takes 5-15 ms. Both write a temporary file and
+#: rename it (atomic on a local file system, where the job keeps its checkpoint).
+CHECKPOINT_FILE_MANAGER = ("org.apache.spark.sql.execution.streaming.checkpointing."
+                           "FileSystemBasedCheckpointFileManager")
 KEY_MODES = ("bucket", "user")
 #: Failures after which the query is restarted from its checkpoint (they come from an
 #: overloaded machine, not from the data): Spark waits only 10 s for a Python worker.
@@ -172,6 +178,7 @@ def stream_session(master: str | None = None, partitions: int = 2) -> SparkSessi
         "spark.sql.streaming.stateStore.providerClass": ROCKSDB_PROVIDER,
         "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
         "spark.sql.streaming.noDataMicroBatches.enabled": "false",
+        "spark.sql.streaming.checkpointFileManagerClass": CHECKPOINT_FILE_MANAGER,
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.adaptive.enabled": "false",
