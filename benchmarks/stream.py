@@ -147,7 +147,9 @@ class Bench:
                "--redis", self.server.url, "--out", str(self.tmp / "out"),
                "--checkpoint", str(self.tmp / "ckpt"), "--trigger", args.trigger,
                "--max-batch", str(args.max_batch), "--key", args.key,
-               "--partitions", str(args.partitions)]
+               ]
+        if args.partitions:
+            cmd += ["--partitions", str(args.partitions)]
         if args.buckets:
             cmd += ["--buckets", str(args.buckets)]
         env = dict(os.environ, PYTHONPATH=str(ROOT), PYSPARK_PYTHON=sys.executable)
@@ -243,14 +245,18 @@ def main() -> None:
     p.add_argument("--max-batch", type=int, default=100_000)
     p.add_argument("--key", choices=("bucket", "user"), default="bucket")
     p.add_argument("--buckets", type=int, default=None, help="default: the job's")
-    p.add_argument("--partitions", type=int, default=2)
+    p.add_argument("--partitions", type=int, default=None, help="default: the job's")
     p.add_argument("--json", default=None, help="write the results here too")
     p.add_argument("--keep", action="store_true", help="keep the job's output and log")
     args = p.parse_args()
     data = bc.dataset_dir(args)
     bc.log(f"machine: {bc.machine()}")
+    from adanalytics.stream.job import JobConfig
+
+    job = JobConfig(data=data, redis_url="", out=Path("."), checkpoint=Path("."),
+                    buckets=args.buckets, **({"partitions": args.partitions} if args.partitions else {}))
     bc.log(f"dataset: {data}; job: trigger {args.trigger}, key {args.key}, "
-           f"{args.buckets or args.partitions} buckets, {args.partitions} state partitions")
+           f"{job.buckets} buckets, {job.partitions} state partitions")
     bench = Bench(args, data)
     results: dict[str, Any] = {"machine": bc.machine(), "args": vars(args), "windows": []}
     try:

@@ -82,8 +82,9 @@ def test_hand_worked_stream_equals_batch_with_dead_letters_and_late(server, tmp_
         sent.append(client.xadd(stream, fields))
     _send(client, stream, late)
 
+    # two state partitions (the default is one): groups and state spread over both
     cfg, summary = _run(server, tmp_path, stream, scenario_tables(), key=key, max_batch=7,
-                        buckets=3)
+                        buckets=3, partitions=2)
     assert summary.batches >= 5  # the state really crossed micro-batches
     assert (summary.events, summary.dead, summary.late) == (len(pos) + 1, len(malformed()), 1)
 

@@ -120,8 +120,10 @@ def add_stream_parser(subparsers: Any) -> argparse.ArgumentParser:
     r.add_argument("--buckets", type=_positive_int, default=None,
                    help="user buckets (fixed by a checkpoint's first run; default: one per "
                    "state partition; more only for hundreds of thousands of users)")
-    r.add_argument("--partitions", type=_positive_int, default=2,
-                   help="state partitions (fixed by a checkpoint's first run; default %(default)s)")
+    r.add_argument("--partitions", type=_positive_int, default=1,
+                   help="state partitions (fixed by a checkpoint's first run; default "
+                   "%(default)s: each costs a Python task per micro-batch, so raise it only "
+                   "when the rule itself, not Spark's per-batch cost, fills a core)")
     r.add_argument("--state-ttl", default="24h",
                    help="forget users silent for this long (default %(default)s)")
     r.add_argument("--no-fail-on-data-loss", action="store_true",
