@@ -54,7 +54,11 @@ METRICS = f"{SUGGESTIONS}:metrics"
 # --- producer process ----------------------------------------------------------------
 def _producer(url: str, data: str, rate: float, seconds: float, start_row: int,
               shift_ms: int, out: Any) -> None:
-    """Append ``rate * seconds`` positions at ``rate``/s (runs in its own process)."""
+    """Append ``rate * seconds`` positions at ``rate``/s (runs in its own process).
+
+    Puts ``{"started": t}`` on ``out`` once the positions are loaded (the window starts
+    then, not when the process was spawned), then the report.
+    """
     import redis
 
     import adanalytics as aa
@@ -69,8 +73,10 @@ def _producer(url: str, data: str, rate: float, seconds: float, start_row: int,
     # past the end of the city, loop with timestamps shifted by its span (time order kept)
     batch["ts_ms"] = batch["ts_ms"].to_numpy() + shift_ms + (rows // n_total) * span
     client = redis.Redis.from_url(url)
+    out.put({"started": time.time()})
     rep = produce(batch, client, POSITIONS, rate=rate, chunk=max(1, min(2000, int(rate / 50))))
-    out.put({"sent": rep.sent, "seconds": rep.seconds, "next_row": start_row + rep.sent})
+    out.put({"sent": rep.sent, "seconds": rep.seconds, "next_row": start_row + rep.sent,
+             "wrapped": bool(n and rows[-1] >= n_total), "n_total": n_total})
 
 
 # --- latency consumer ----------------------------------------------------------------
@@ -128,6 +134,16 @@ def _processed(client: Any) -> int:
     return int(m.get("events", 0)) + int(m.get("dead", 0))
 
 
+def _appended(client: Any) -> int:
+    """Positions ever appended to the stream (Redis >= 7 counts them; else its length)."""
+    try:
+        info = client.xinfo_stream(POSITIONS)
+    except Exception:  # no stream yet
+        return 0
+    added = info.get("entries-added", info.get(b"entries-added"))
+    return int(added) if added is not None else int(client.xlen(POSITIONS))
+
+
 class Bench:
     def __init__(self, args: Any, data: Path) -> None:
         self.args = args
@@ -178,21 +194,25 @@ class Bench:
 
     def window(self, rate: float, seconds: float) -> Window:
         self.samples.take()
-        base = _processed(self.client)
-        t0 = time.monotonic()
         prod = self.produce(rate, seconds)
+        first = prod["queue"].get(timeout=300)  # the producer has loaded its positions
+        t0 = time.monotonic() - max(0.0, time.time() - first["started"])
+        base = _processed(self.client)
         backlog: list[tuple[float, int]] = []
         while prod["proc"].is_alive():
             time.sleep(0.5)
-            sent_est = min(int((time.monotonic() - t0) * rate), int(rate * seconds))
-            backlog.append((time.monotonic() - t0, self.produced + sent_est - _processed(self.client)))
+            backlog.append((time.monotonic() - t0, _appended(self.client) - _processed(self.client)))
         res = prod["queue"].get(timeout=60)
         prod["proc"].join()
         elapsed = time.monotonic() - t0
         self.row = res["next_row"]
         self.produced += res["sent"]
         done = _processed(self.client) - base
-        end_backlog = self.produced - _processed(self.client)
+        end_backlog = _appended(self.client) - _processed(self.client)
+        if res["wrapped"]:
+            bc.log(f"  note: past the dataset's {res['n_total']:,} positions; the replay loops "
+                   "with timestamps shifted past the campaigns' dates, so suggestions stop "
+                   "(use a larger --scale for long runs)")
         half = [(t, b) for t, b in backlog if t >= elapsed / 2]
         slope = float(np.polyfit([t for t, _ in half], [b for _, b in half], 1)[0]) if len(half) >= 3 else 0.0
         lat = np.array(self.samples.take())

@@ -390,6 +390,36 @@ def test_persist_caches_and_answers_the_same(spark: Any) -> None:
     assert not any(df.is_cached for _, df in ds.tables.items())
 
 
+def test_persist_spreads_the_big_tables_over_whole_waves_of_cores(spark: Any) -> None:
+    import dataclasses
+
+    from adanalytics.engines.spark import load as sl
+
+    users = spark.range(60).selectExpr("cast(id % 7 as string) as user_id")
+    # 3 splits on 2 cores: a third task would run alone -> 4 partitions, hashed by user
+    spread = sl.balanced(users.repartition(3), 2)
+    assert spread.rdd.getNumPartitions() == 4
+    assert "hashpartitioning(user_id" in spread._jdf.queryExecution().executedPlan().toString()
+    assert sorted(r.user_id for r in spread.collect()) == sorted(r.user_id for r in users.collect())
+    whole = users.repartition(4)
+    assert sl.balanced(whole, 2) is whole  # whole waves already
+    nearly = users.repartition(19)
+    assert sl.balanced(nearly, 2) is nearly  # one idle slot in 20: not worth a shuffle
+    # persisted on uneven splits, every analysis still equals the reference
+    data = random_dataset(8)
+    ds = aa.open_dataset(data, engine="spark")
+    ds.tables = dataclasses.replace(ds.tables, locations=ds.tables.locations.repartition(3),
+                                    interactions=ds.tables.interactions.repartition(1))
+    ds.persist()
+    parts = spark.sparkContext.defaultParallelism
+    assert ds.tables.locations.rdd.getNumPartitions() % parts == 0
+    assert ds.tables.interactions.rdd.getNumPartitions() % parts == 0
+    ref = aa.open_dataset(data, engine="pandas")
+    for analysis in ANALYSES:
+        assert_same_frame(aa.to_pandas(ds.run(analysis)), ref.run(analysis), analysis)
+    ds.close()
+
+
 def test_user_hash_is_used_only_where_it_tells_every_user_apart(spark: Any) -> None:
     frame = spark.createDataFrame([(f"u{i}",) for i in range(1000)] + [(None,)],
                                   "user_id string")
