@@ -136,9 +136,11 @@ def _processed(client: Any) -> int:
 
 def _appended(client: Any) -> int:
     """Positions ever appended to the stream (Redis >= 7 counts them; else its length)."""
+    import redis
+
     try:
         info = client.xinfo_stream(POSITIONS)
-    except Exception:  # no stream yet
+    except redis.ResponseError:  # no stream yet
         return 0
     added = info.get("entries-added", info.get(b"entries-added"))
     return int(added) if added is not None else int(client.xlen(POSITIONS))

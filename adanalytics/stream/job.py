@@ -103,7 +103,7 @@ class JobConfig:
         User buckets and state partitions (fixed by the first run of a checkpoint).
         One state partition by default: each one is a Python task per micro-batch, with
         about 0.1-0.2 s of fixed cost, and on two cores two tasks only compete with the
-        JVM (``benchmarks/stream.py``: at 5k events/s, p99 1.0-1.2 s with one partition,
+        JVM (``benchmarks/stream.py``: at 5k events/s, p99 1.0-1.6 s with one partition,
         2.2 s with two; at 20k/s, 16.7k/s processed against 11.9k/s). Raise it on a
         cluster where the rule itself fills a core. Buckets default to one per state
         partition: each bucket costs one kernel call (tens of ms) per micro-batch, and
