@@ -172,6 +172,25 @@ def _load() -> str:
     return f"{os.getloadavg()[0]:.1f}"
 
 
+def _unwanted_tasks(dask_scheduler: Any) -> int:
+    return sum(1 for ts in dask_scheduler.tasks.values()
+               if not ts.who_wants and ts.state != "released")
+
+
+def _settle(client: Any, timeout: float = 30.0) -> None:
+    """Wait until the scheduler has forgotten the last run's tasks (only what a client
+    holds - the persisted tables, the broadcasts - stays).
+
+    The scheduler releases a computed result asynchronously; a run started before that
+    would find the previous run's result under the same key and take ~0 s.
+    """
+    deadline = time.monotonic() + timeout
+    while client.run_on_scheduler(_unwanted_tasks):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the scheduler still holds the previous run's tasks")
+        time.sleep(0.05)
+
+
 def _call(ds: aa.Dataset, name: str, by: str) -> Any:
     fn = getattr(ds, name)
     return fn(by=by) if name in BY_ANALYSES else fn()
@@ -248,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 t.result = aa.to_pandas(_call(dds, name, args.by))
                 t.seconds.append(time.perf_counter() - t0)
+                _settle(client)
         t.peak_rss = client_mem.peak
         reps = max(1, args.repeat)
         rec: dict[str, Any] = {

@@ -330,6 +330,8 @@ run_service() {
         --tls-cert "$SECURITY/scheduler.pem" --tls-key "$SECURITY/scheduler.key"
       ;;
     dask-worker)
+      # large temporaries from the heap, not one mmap each (adanalytics/engines/dask/cluster.py)
+      export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-33554432}"
       as_service_user "$VENV/bin/dask" worker "tls://$master:$DASK_PORT" --host "$addr" \
         --name "worker-$addr" --nworkers 1 --nthreads "${ADANALYTICS_DASK_THREADS:-$(nproc)}" \
         --memory-limit "${ADANALYTICS_DASK_MEMORY:-auto}" --local-directory "$WORK/dask" \

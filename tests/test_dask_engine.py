@@ -156,11 +156,18 @@ def write(data: dict[str, pd.DataFrame], root: Path, fmt: str) -> Path:
     return root
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["str-ids", "int-ids"])
+@pytest.fixture(scope="module", params=[(False, False), (True, False), (False, True)],
+                ids=["str-ids", "int-ids", "str-ids-persisted"])
 def pair(request: pytest.FixtureRequest) -> tuple[aa.Dataset, aa.Dataset]:
-    """The same random dataset on pandas and on Dask (5 partitions, fan-in 2)."""
-    data = random_dataset(int_ids=request.param)
-    return aa.open_dataset(data, engine="pandas"), aa.open_dataset(data, engine="dask", **SPLIT)
+    """The same random dataset on pandas and on Dask (5 partitions, fan-in 2); persisted,
+    the Dask tables are laid out by user and the analyses take their unshuffled paths."""
+    int_ids, persisted = request.param
+    data = random_dataset(int_ids=int_ids)
+    dds = aa.open_dataset(data, engine="dask", **SPLIT)
+    if persisted:
+        dds = dds.persist()
+        assert dds.tables.user_parts == SPLIT["npartitions"]
+    return aa.open_dataset(data, engine="pandas"), dds
 
 
 @pytest.mark.parametrize(("name", "by"), CASES, ids=[f"{n}-{b}" if b else n for n, b in CASES])
@@ -197,6 +204,34 @@ def test_persisted_tables_give_the_same_results() -> None:
     for name, by in (("ctr", "month"), ("attribution", "total"), ("visit_profile", None),
                      ("recommendations", None)):
         assert_same(run(dds, name, by), run(pds, name, by))
+
+
+def _users(part: pd.DataFrame) -> set[Any]:
+    return set(part["user_id"])
+
+
+@pytest.mark.parametrize("int_ids", [False, True], ids=["str-ids", "int-ids"])
+def test_persist_lays_out_both_big_tables_alike_by_user(int_ids: bool) -> None:
+    import dask
+
+    data = random_dataset(seed=4, int_ids=int_ids)
+    dds = aa.open_dataset(data, engine="dask", **SPLIT).persist()
+    t = dds.tables
+    assert t.user_parts == SPLIT["npartitions"]
+    loc = dask.compute(*[dask.delayed(_users)(p) for p in t.locations.to_delayed()])
+    inter = dask.compute(*[dask.delayed(_users)(p) for p in t.interactions.to_delayed()])
+    assert len(loc) == len(inter) == SPLIT["npartitions"]
+    owner: dict[Any, int] = {}
+    for i, users in enumerate([*loc, *inter]):
+        for u in users:  # a user's records of both tables sit in one partition number
+            assert owner.setdefault(u, i % len(loc)) == i % len(loc), u
+    assert set(owner) == set(data["locations"]["user_id"]) | set(data["interactions"]["user_id"])
+    assert sum(1 for users in loc if users) >= 3  # spread out, not all in one partition
+    for name in ("locations", "interactions"):  # nothing lost or repeated on the way
+        got = aa.to_pandas(getattr(t, name))
+        want = data[name]
+        assert len(got) == len(want)
+        assert sorted(got["user_id"]) == sorted(want["user_id"])
 
 
 def test_parameters_reach_the_kernels() -> None:
@@ -454,7 +489,8 @@ def test_integer_ids_with_nulls_in_parquet_parts(tmp_path: Path) -> None:
 def test_profiles_finished_per_group_of_users(monkeypatch: pytest.MonkeyPatch,
                                               pair: tuple[aa.Dataset, aa.Dataset]) -> None:
     """From PER_USER_MIN_ROWS input rows, shares and preferred categories are computed per
-    group of users after a shuffle of the partial counts: the same results."""
+    group of users after a shuffle of the partial counts (none on tables persisted by
+    user: their partitions are such groups already): the same results."""
     from adanalytics.engines.dask import profiles
 
     monkeypatch.setattr(profiles, "PER_USER_MIN_ROWS", 0)
@@ -462,8 +498,24 @@ def test_profiles_finished_per_group_of_users(monkeypatch: pytest.MonkeyPatch,
     for name in ("interaction_profile", "preferred_ad_category", "visit_profile",
                  "preferred_establishment_category"):
         frame = getattr(dds, name)()
-        assert any("shuffle" in str(k) for k in frame.__dask_graph__()), "no shuffle by user"
+        assert _shuffles(frame, dds) == (dds.tables.user_parts is None)
         assert_same(aa.to_pandas(frame), run(pds, name, None))
+
+
+def _shuffles(frame: Any, ds: aa.Dataset) -> bool:
+    """Whether computing ``frame`` shuffles (the persisted tables' own keys aside)."""
+    held = {k for name in ("locations", "interactions")
+            for k in getattr(ds.tables, name).__dask_keys__()}
+    return any("shuffle" in str(k) for k in frame.__dask_graph__() if k not in held)
+
+
+def test_tables_persisted_by_user_need_no_shuffle(pair: tuple[aa.Dataset, aa.Dataset]) -> None:
+    """Attribution and recommendations read each user's events in order: a shuffle by
+    user, unless the tables were laid out by user at persist. Visits never shuffle."""
+    _, dds = pair
+    for name in ("attribution", "recommendations"):
+        assert _shuffles(getattr(dds, name)(), dds) == (dds.tables.user_parts is None), name
+    assert not _shuffles(dds.visits(), dds)
 
 
 def test_many_rejected_rows_are_written_per_partition(tmp_path: Path,

@@ -4,7 +4,9 @@ holds every visit and touch of its users; the attributed visits are flagged ther
 pandas ``attribution_counts`` are summed in a tree.
 
 Only compact columns travel in the shuffle: the user id, the establishment's position
-in the grid index (int32), the instant and the kind of event (int8).
+in the grid index (int32), the instant and the kind of event (int8). On tables laid out
+by user (``persist()``) partition ``i`` of the locations and of the interactions already
+hold the same users: their events are flagged together, with no shuffle at all.
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from adanalytics.engines.dask.plan import DaskTables, map_kernel, resum, share, tree_reduce
+from adanalytics.engines.dask.plan import (
+    DaskTables,
+    map_aligned,
+    map_kernel,
+    resum,
+    share,
+    tree_reduce,
+)
 from adanalytics.engines.dask.plan import shuffle_method as _method
 from adanalytics.engines.dask.visits import places
 from adanalytics.engines.pandas import attribution as _attr
@@ -98,6 +107,16 @@ def attribution_part(events: pd.DataFrame, places: _visits.PlaceIndex, *,
     return _attr.attribution_counts(pairs, flags, by=by, tz=tz)
 
 
+def attribution_local(locations: pd.DataFrame, interactions: pd.DataFrame,
+                      places: _visits.PlaceIndex, ad_place: pd.Series, *,
+                      window: pd.Timedelta, by: str, tz: str) -> pd.DataFrame:
+    """Kernel on a partition of the locations and of the interactions that hold the same
+    users (and all of their records): ``attribution_part`` of their events."""
+    events = pd.concat([visit_events(locations, places), touch_events(interactions, ad_place)],
+                       ignore_index=True)
+    return attribution_part(events, places, window=window, by=by, tz=tz)
+
+
 def _keys(by: str) -> list[str]:
     return ["establishment_id"] + (["month"] if by == "month" else [])
 
@@ -116,13 +135,19 @@ def attribution(t: DaskTables, *, by: str, tz: str, window: pd.Timedelta, radius
     ads = t.small["ads"]
     ad_place = pd.Series(positions(plc.value.establishment_id, ads["establishment_id"]),
                          index=pd.Index(ads["ad_id"]), name="establishment")
-    visits = map_kernel(t.locations, visit_events, plc)
-    touches = map_kernel(t.interactions, touch_events, share(ad_place),
-                         required_columns=["user_id", "ad_id", "ts"])
-    events = dd.concat([visits, touches], ignore_index=True)
-    n = npartitions or max(1, t.locations.npartitions)
-    method = _method(shuffle_method, t.rows.get("locations"))
-    by_user = events.shuffle("user_id", npartitions=n, shuffle_method=method, ignore_index=True)
-    counts = map_kernel(by_user, attribution_part, plc, window=window, by=by, tz=tz)
+    if t.user_parts is not None:
+        counts = map_aligned([t.locations, t.interactions[["user_id", "ad_id", "ts"]]],
+                             attribution_local, plc, share(ad_place), window=window, by=by,
+                             tz=tz)
+    else:
+        visits = map_kernel(t.locations, visit_events, plc)
+        touches = map_kernel(t.interactions, touch_events, share(ad_place),
+                             required_columns=["user_id", "ad_id", "ts"])
+        events = dd.concat([visits, touches], ignore_index=True)
+        n = npartitions or max(1, t.locations.npartitions)
+        method = _method(shuffle_method, t.rows.get("locations"))
+        by_user = events.shuffle("user_id", npartitions=n, shuffle_method=method,
+                                 ignore_index=True)
+        counts = map_kernel(by_user, attribution_part, plc, window=window, by=by, tz=tz)
     return tree_reduce(counts, combine=partial(resum, keys=_keys(by), values=_COUNTS),
                        aggregate=partial(_finalize, by=by), split_every=split_every)

@@ -13,7 +13,7 @@ from adanalytics.engines.dask import load as _load
 from adanalytics.engines.dask import profiles as _prof
 from adanalytics.engines.dask import recommendations as _rec
 from adanalytics.engines.dask import visits as _visits
-from adanalytics.engines.dask.plan import DaskTables, no_string_conversion
+from adanalytics.engines.dask.plan import DaskTables, lay_out_by_user, no_string_conversion
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -129,13 +129,20 @@ class DaskEngine:
         return tables, report
 
     def persist(self, tables: Tables) -> Tables:
-        """Persist the validated tables in the workers' memory (with a progress bar)."""
+        """Persist the validated tables in the workers' memory (with a progress bar).
+
+        Locations and interactions are laid out by user on the way (one shuffle, paid
+        once): the per-user analyses then run partition by partition, without shuffle.
+        """
         import sys
 
         from distributed import progress, wait
         from distributed.utils import is_kernel
 
         t = self._tables(tables)
+        if t.user_parts is None:
+            with no_string_conversion():
+                t = lay_out_by_user(t, npartitions=self.npartitions, method=self.shuffle_method)
         names = ("campaigns", "ads", "establishments", "interactions", "locations")
         frames = self.client.persist([getattr(t, n) for n in names])
         try:
@@ -146,7 +153,7 @@ class DaskEngine:
         except ImportError:  # a notebook without ipywidgets
             wait(frames)
         return DaskTables(**dict(zip(names, frames, strict=True)), small=t.small, cache=t.cache,
-                          rows=t.rows, client=self.client)
+                          rows=t.rows, client=self.client, user_parts=t.user_parts)
 
     # --- analyses -----------------------------------------------------------------------
     def ctr(self, t: Tables, *, by: str, tz: str) -> dd.DataFrame:

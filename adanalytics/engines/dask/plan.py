@@ -8,6 +8,8 @@ Three building blocks carry every analysis of the Dask engine:
   megabytes, is scattered once to every worker instead.
 - :func:`map_kernel` runs a pandas kernel on every partition; its output schema
   (``meta``) comes from running the same kernel on the empty input schema.
+- :func:`map_aligned` does the same over partition ``i`` of several frames laid out
+  alike by user (after ``persist()``), so that per-user work needs no shuffle.
 - :func:`tree_reduce` combines the summable partial results in a tree and finishes with
   the pandas *finalize* function, giving a single, sorted partition (results are small).
 """
@@ -52,6 +54,10 @@ class DaskTables(Tables):
     client: Any = field(default=None, repr=False)
     #: valid rows per table (None when unknown)
     rows: dict[str, int] = field(default_factory=dict)
+    #: When set (by ``persist()``), locations and interactions are laid out by user in
+    #: this many partitions each: partition ``i`` of both holds every record of its
+    #: users and of no other, so per-user work runs partition by partition, unshuffled.
+    user_parts: int | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,23 @@ def map_kernel(frame: dd.DataFrame, kernel: Callable[..., pd.DataFrame], *shared
         required_columns=list(required_columns) if required_columns is not None else None,
         **kwargs,
     )
+
+
+def map_aligned(frames: Sequence[dd.DataFrame], kernel: Callable[..., pd.DataFrame],
+                *shared: Shared, **kwargs: Any) -> dd.DataFrame:
+    """``kernel(partition i of each frame..., *shared values, **kwargs)`` for every ``i``.
+
+    For frames laid out alike (``DaskTables.user_parts``): partition ``i`` of each frame
+    holds the same users. The output schema comes from the empty input schemas.
+    """
+    import dask.dataframe as dd
+
+    if len({f.npartitions for f in frames}) != 1:
+        raise ValueError("map_aligned needs frames with the same number of partitions, got "
+                         f"{[f.npartitions for f in frames]}")
+    meta = kernel(*(f._meta for f in frames), *(s.value for s in shared), **kwargs)
+    return dd.map_partitions(kernel, *frames, *(s.delayed for s in shared), meta=meta,
+                             align_dataframes=False, **kwargs)
 
 
 def _identity(df: pd.DataFrame) -> pd.DataFrame:
@@ -159,3 +182,29 @@ def shuffle_method(method: str | None, rows: int | None) -> str | None:
     if rows is not None and rows < TASK_SHUFFLE_MAX_ROWS:
         return "tasks"
     return None  # Dask's default: p2p on a distributed cluster
+
+
+def lay_out_by_user(t: DaskTables, *, npartitions: int | None = None,
+                    method: str | None = None) -> DaskTables:
+    """``t`` with locations and interactions hash-partitioned alike by user (lazy).
+
+    Both tables get the same number of partitions (``npartitions``, else as many as the
+    locations have) through the same shuffle, so a user's records all land in the same
+    partition ``i`` of both: visitors can then be counted, visits attributed and profiles
+    finished partition by partition (``user_parts``). ``t`` comes back unchanged when the
+    two ``user_id`` columns have different types (their hashes would not agree).
+    """
+    import dataclasses
+
+    loc, inter = t.locations, t.interactions
+    if loc._meta["user_id"].dtype != inter._meta["user_id"].dtype:
+        return t
+    n = npartitions or max(1, loc.npartitions)
+    rows = (t.rows.get("locations") or 0) + (t.rows.get("interactions") or 0) or None
+    how = shuffle_method(method, rows)
+
+    def spread(frame: dd.DataFrame) -> dd.DataFrame:
+        return frame.shuffle("user_id", npartitions=n, shuffle_method=how, ignore_index=True)
+
+    return dataclasses.replace(t, locations=spread(loc), interactions=spread(inter),
+                               user_parts=n)

@@ -5,7 +5,9 @@ own (no shuffle of the input). The *partial counts* - far fewer rows - are then 
 summed in a tree into one partition (small data), or, from ``PER_USER_MIN_ROWS`` input
 rows on, shuffled by user so that the shares and the preferred category (per user and
 slot, the pandas finalize functions) are computed in parallel, one group of users per
-partition; only the final sort into key order is serial.
+partition; only the final sort into key order is serial. On tables laid out by user
+(``persist()``) each partition's counts already cover all of its users: they are finished
+where they are, with no shuffle.
 """
 
 from __future__ import annotations
@@ -57,9 +59,15 @@ def _concat(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _finish(counts: dd.DataFrame, input_rows: int | None, *, keys: list[str], count: str,
             analysis: str, preferred: str | None, shuffle_method: str | None,
-            split_every: int | None) -> dd.DataFrame:
+            split_every: int | None, by_user: bool = False) -> dd.DataFrame:
+    """The profile (or preferred categories) from partial counts; ``by_user``: the counts'
+    partitions already hold all of their users' counts (tables laid out by user)."""
     out = preferred or analysis
     spec = {"keys": keys, "count": count, "analysis": analysis, "preferred": preferred}
+    if by_user:
+        parts = map_kernel(counts, finalize, **spec)
+        return tree_reduce(parts, combine=_concat, aggregate=partial(_sorted, analysis=out),
+                           split_every=split_every)
     if input_rows is None or input_rows < PER_USER_MIN_ROWS or counts.npartitions < 2:
         return tree_reduce(counts, combine=partial(resum, keys=keys, values=[count]),
                            aggregate=partial(finalize, **spec), split_every=split_every)
@@ -84,7 +92,8 @@ def interaction_profile(t: DaskTables, *, tz: str, shuffle_method: str | None = 
                         split_every: int | None = None) -> dd.DataFrame:
     """Per user and period of the day: interactions and share per ad category."""
     return _finish(_interaction_counts(t, tz), t.rows.get("interactions"), **_INTERACTION,
-                   preferred=None, shuffle_method=shuffle_method, split_every=split_every)
+                   preferred=None, shuffle_method=shuffle_method, split_every=split_every,
+                   by_user=t.user_parts is not None)
 
 
 def preferred_ad_category(t: DaskTables, *, tz: str, shuffle_method: str | None = None,
@@ -92,14 +101,15 @@ def preferred_ad_category(t: DaskTables, *, tz: str, shuffle_method: str | None 
     """Per user and period of the day: the preferred ad category."""
     return _finish(_interaction_counts(t, tz), t.rows.get("interactions"), **_INTERACTION,
                    preferred="preferred_ad_category", shuffle_method=shuffle_method,
-                   split_every=split_every)
+                   split_every=split_every, by_user=t.user_parts is not None)
 
 
 def visit_profile(t: DaskTables, *, tz: str, radius_m: float, shuffle_method: str | None = None,
                   split_every: int | None = None) -> dd.DataFrame:
     """Per user and weekday: visits and share per establishment category."""
     return _finish(_visit_counts(t, tz, radius_m), t.rows.get("locations"), **_VISIT,
-                   preferred=None, shuffle_method=shuffle_method, split_every=split_every)
+                   preferred=None, shuffle_method=shuffle_method, split_every=split_every,
+                   by_user=t.user_parts is not None)
 
 
 def preferred_establishment_category(t: DaskTables, *, tz: str, radius_m: float,
@@ -108,4 +118,5 @@ def preferred_establishment_category(t: DaskTables, *, tz: str, radius_m: float,
     """Per user and weekday: the preferred establishment category."""
     return _finish(_visit_counts(t, tz, radius_m), t.rows.get("locations"), **_VISIT,
                    preferred="preferred_establishment_category",
-                   shuffle_method=shuffle_method, split_every=split_every)
+                   shuffle_method=shuffle_method, split_every=split_every,
+                   by_user=t.user_parts is not None)

@@ -95,14 +95,22 @@ def visits_finalize(user_counts: pd.DataFrame, *, by: str) -> pd.DataFrame:
 
 def visits(locations: pd.DataFrame, establishments: pd.DataFrame, *, by: str, tz: str,
            radius_m: float) -> pd.DataFrame:
-    """Visits and distinct visitors of every establishment with at least one visit.
+    """Visits and distinct visitors of every establishment with at least one visit."""
+    totals = visit_totals(locations, place_index(establishments, radius_m), by=by, tz=tz)
+    return sort_output(totals, output_keys("visits", by))
 
-    The same numbers as ``visits_finalize(visit_user_counts(visit_pairs(...)))`` (the
-    kernels the distributed engines run per partition), counted on integer codes: the
-    establishment's position in the index, the user's code among the visiting records and
-    the month's code - no hashing of id strings per visit, no pair frame.
+
+def visit_totals(locations: pd.DataFrame, places: PlaceIndex, *, by: str,
+                 tz: str) -> pd.DataFrame:
+    """Kernel: visits and distinct visitors per establishment [and month] of
+    ``locations`` (rows in no particular order).
+
+    The same numbers as ``visits_finalize(visit_user_counts(visit_pairs(...)))``, counted
+    on integer codes: the establishment's position in the index, the user's code among
+    the visiting records and the month's code - no hashing of id strings per visit, no
+    pair frame. Totals of frames that share no user add up (the Dask engine's tables
+    laid out by user).
     """
-    places = place_index(establishments, radius_m)
     qi, pi, _ = places.cells.within(
         locations["lat"].to_numpy(np.float64), locations["lon"].to_numpy(np.float64)
     )
@@ -133,8 +141,7 @@ def visits(locations: pd.DataFrame, establishments: pd.DataFrame, *, by: str, tz
         out["month"] = month_names.take(g % n_months)
     out["visits"] = n_visits.take(g).astype(np.int64)
     out["visitors"] = n_visitors.take(g).astype(np.int64)
-    frame = pd.DataFrame(out)
-    return sort_output(frame[output_columns("visits", by)], output_keys("visits", by))
+    return pd.DataFrame(out)[output_columns("visits", by)]
 
 
 def _month_codes(ts: pd.api.extensions.ExtensionArray, tz: str) -> tuple[np.ndarray, np.ndarray]:
