@@ -227,6 +227,18 @@ def test_persist_lays_out_both_big_tables_alike_by_user(int_ids: bool) -> None:
             assert owner.setdefault(u, i % len(loc)) == i % len(loc), u
     assert set(owner) == set(data["locations"]["user_id"]) | set(data["interactions"]["user_id"])
     assert sum(1 for users in loc if users) >= 3  # spread out, not all in one partition
+    # and partition i of both tables on the same worker: per-user analyses move no data
+    client = dds.engine.client
+    assert len(client.scheduler_info()["workers"]) == 2
+
+    def homes(frame: Any) -> list[set[str]]:
+        from distributed import futures_of
+
+        futures = sorted(futures_of(frame), key=lambda f: f.key[1])
+        who = client.who_has(futures)
+        return [set(who[f.key]) for f in futures]
+
+    assert all(a & b for a, b in zip(homes(t.locations), homes(t.interactions), strict=True))
     for name in ("locations", "interactions"):  # nothing lost or repeated on the way
         got = aa.to_pandas(getattr(t, name))
         want = data[name]

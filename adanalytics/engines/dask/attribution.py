@@ -136,9 +136,8 @@ def attribution(t: DaskTables, *, by: str, tz: str, window: pd.Timedelta, radius
     ad_place = pd.Series(positions(plc.value.establishment_id, ads["establishment_id"]),
                          index=pd.Index(ads["ad_id"]), name="establishment")
     if t.user_parts is not None:
-        counts = map_aligned([t.locations, t.interactions[["user_id", "ad_id", "ts"]]],
-                             attribution_local, plc, share(ad_place), window=window, by=by,
-                             tz=tz)
+        counts = map_aligned([t.locations, t.interactions], attribution_local, plc,
+                             share(ad_place), window=window, by=by, tz=tz)
     else:
         visits = map_kernel(t.locations, visit_events, plc)
         touches = map_kernel(t.interactions, touch_events, share(ad_place),

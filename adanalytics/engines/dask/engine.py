@@ -13,7 +13,12 @@ from adanalytics.engines.dask import load as _load
 from adanalytics.engines.dask import profiles as _prof
 from adanalytics.engines.dask import recommendations as _rec
 from adanalytics.engines.dask import visits as _visits
-from adanalytics.engines.dask.plan import DaskTables, lay_out_by_user, no_string_conversion
+from adanalytics.engines.dask.plan import (
+    DaskTables,
+    co_locate,
+    lay_out_by_user,
+    no_string_conversion,
+)
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -152,6 +157,8 @@ class DaskEngine:
                 wait(frames)
         except ImportError:  # a notebook without ipywidgets
             wait(frames)
+        if t.user_parts is not None:  # partition i of both tables on the same worker
+            frames[3] = co_locate(self.client, frames[4], frames[3])
         return DaskTables(**dict(zip(names, frames, strict=True)), small=t.small, cache=t.cache,
                           rows=t.rows, client=self.client, user_parts=t.user_parts)
 

@@ -208,3 +208,43 @@ def lay_out_by_user(t: DaskTables, *, npartitions: int | None = None,
 
     return dataclasses.replace(t, locations=spread(loc), interactions=spread(inter),
                                user_parts=n)
+
+
+def _same(part: pd.DataFrame) -> pd.DataFrame:
+    return part
+
+
+def co_locate(client: Any, anchor: dd.DataFrame, frame: dd.DataFrame) -> dd.DataFrame:
+    """The persisted ``frame`` with its partition ``i`` held by the worker that holds
+    partition ``i`` of the persisted ``anchor`` (moved there once).
+
+    Two shuffles place their outputs independently (Dask's peer-to-peer shuffle even
+    rotates the workers from one shuffle to the next): laid out alike by user, the
+    locations and interactions would otherwise sit on different workers and every
+    per-user analysis would move the interactions again. A moved partition may be
+    recomputed on any worker if its worker is lost.
+    """
+    import dask.dataframe as dd
+    from distributed import futures_of, wait
+
+    def by_part(f: dd.DataFrame) -> list[Any]:
+        return sorted(futures_of(f), key=lambda fut: fut.key[1])
+
+    anchors, parts = by_part(anchor), by_part(frame)
+    if len(anchors) != len(parts) or len(parts) != frame.npartitions:
+        return frame
+    who_has = client.who_has([*anchors, *parts])
+    placed = []
+    for a, p in zip(anchors, parts, strict=True):
+        home = list(who_has.get(a.key) or ())
+        if not home or set(home) & set(who_has.get(p.key) or ()):
+            placed.append(p)
+        else:
+            placed.append(client.submit(_same, p, workers=home[:1], allow_other_workers=True,
+                                        pure=False))
+    if all(x is y for x, y in zip(placed, parts, strict=True)):
+        return frame
+    with no_string_conversion():
+        moved = client.persist(dd.from_delayed(placed, meta=frame._meta, verify_meta=False))
+    wait(moved)
+    return moved

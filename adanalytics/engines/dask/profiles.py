@@ -12,12 +12,14 @@ where they are, with no shuffle.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from adanalytics.engines.dask.counting import interaction_profile_counts, visit_profile_counts
 from adanalytics.engines.dask.plan import (
     DaskTables,
+    Shared,
     map_kernel,
     resum,
     share,
@@ -57,17 +59,33 @@ def _concat(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _finish(counts: dd.DataFrame, input_rows: int | None, *, keys: list[str], count: str,
-            analysis: str, preferred: str | None, shuffle_method: str | None,
-            split_every: int | None, by_user: bool = False) -> dd.DataFrame:
-    """The profile (or preferred categories) from partial counts; ``by_user``: the counts'
-    partitions already hold all of their users' counts (tables laid out by user)."""
+def counted_finalize(part: pd.DataFrame, *shared: Any, counter: Callable[..., pd.DataFrame],
+                     counter_kw: dict[str, Any], keys: list[str], count: str, analysis: str,
+                     preferred: str | None = None) -> pd.DataFrame:
+    """Kernel on a partition holding all records of its users: count, then finish (one
+    task per partition instead of two)."""
+    return finalize(counter(part, *shared, **counter_kw), keys=keys, count=count,
+                    analysis=analysis, preferred=preferred)
+
+
+def _finish(t: DaskTables, table: str, columns: list[str] | None,
+            counter: Callable[..., pd.DataFrame], shared: Shared, counter_kw: dict[str, Any], *,
+            keys: list[str], count: str, analysis: str,
+            preferred: str | None, shuffle_method: str | None,
+            split_every: int | None) -> dd.DataFrame:
+    """The profile (or preferred categories) of ``table``: ``counter`` per partition, then
+    finished per partition (tables laid out by user), per group of users after a shuffle
+    of the partial counts (large inputs), or in one task."""
     out = preferred or analysis
     spec = {"keys": keys, "count": count, "analysis": analysis, "preferred": preferred}
-    if by_user:
-        parts = map_kernel(counts, finalize, **spec)
+    frame = getattr(t, table)
+    if t.user_parts is not None:
+        parts = map_kernel(frame, counted_finalize, shared, required_columns=columns,
+                           counter=counter, counter_kw=counter_kw, **spec)
         return tree_reduce(parts, combine=_concat, aggregate=partial(_sorted, analysis=out),
                            split_every=split_every)
+    counts = map_kernel(frame, counter, shared, required_columns=columns, **counter_kw)
+    input_rows = t.rows.get(table)
     if input_rows is None or input_rows < PER_USER_MIN_ROWS or counts.npartitions < 2:
         return tree_reduce(counts, combine=partial(resum, keys=keys, values=[count]),
                            aggregate=partial(finalize, **spec), split_every=split_every)
@@ -79,44 +97,40 @@ def _finish(counts: dd.DataFrame, input_rows: int | None, *, keys: list[str], co
                        split_every=split_every)
 
 
-def _interaction_counts(t: DaskTables, tz: str) -> dd.DataFrame:
-    return map_kernel(t.interactions, interaction_profile_counts, share(t.small["ads"]),
-                      tz=tz, required_columns=["user_id", "ad_id", "ts"])
+def _interactions(t: DaskTables, tz: str) -> tuple[Any, ...]:
+    return (t, "interactions", ["user_id", "ad_id", "ts"], interaction_profile_counts,
+            share(t.small["ads"]), {"tz": tz})
 
 
-def _visit_counts(t: DaskTables, tz: str, radius_m: float) -> dd.DataFrame:
-    return map_kernel(t.locations, visit_profile_counts, places(t, radius_m), tz=tz)
+def _visits(t: DaskTables, tz: str, radius_m: float) -> tuple[Any, ...]:
+    return (t, "locations", None, visit_profile_counts, places(t, radius_m), {"tz": tz})
 
 
 def interaction_profile(t: DaskTables, *, tz: str, shuffle_method: str | None = None,
                         split_every: int | None = None) -> dd.DataFrame:
     """Per user and period of the day: interactions and share per ad category."""
-    return _finish(_interaction_counts(t, tz), t.rows.get("interactions"), **_INTERACTION,
-                   preferred=None, shuffle_method=shuffle_method, split_every=split_every,
-                   by_user=t.user_parts is not None)
+    return _finish(*_interactions(t, tz), **_INTERACTION, preferred=None,
+                   shuffle_method=shuffle_method, split_every=split_every)
 
 
 def preferred_ad_category(t: DaskTables, *, tz: str, shuffle_method: str | None = None,
                           split_every: int | None = None) -> dd.DataFrame:
     """Per user and period of the day: the preferred ad category."""
-    return _finish(_interaction_counts(t, tz), t.rows.get("interactions"), **_INTERACTION,
-                   preferred="preferred_ad_category", shuffle_method=shuffle_method,
-                   split_every=split_every, by_user=t.user_parts is not None)
+    return _finish(*_interactions(t, tz), **_INTERACTION, preferred="preferred_ad_category",
+                   shuffle_method=shuffle_method, split_every=split_every)
 
 
 def visit_profile(t: DaskTables, *, tz: str, radius_m: float, shuffle_method: str | None = None,
                   split_every: int | None = None) -> dd.DataFrame:
     """Per user and weekday: visits and share per establishment category."""
-    return _finish(_visit_counts(t, tz, radius_m), t.rows.get("locations"), **_VISIT,
-                   preferred=None, shuffle_method=shuffle_method, split_every=split_every,
-                   by_user=t.user_parts is not None)
+    return _finish(*_visits(t, tz, radius_m), **_VISIT, preferred=None,
+                   shuffle_method=shuffle_method, split_every=split_every)
 
 
 def preferred_establishment_category(t: DaskTables, *, tz: str, radius_m: float,
                                      shuffle_method: str | None = None,
                                      split_every: int | None = None) -> dd.DataFrame:
     """Per user and weekday: the preferred establishment category."""
-    return _finish(_visit_counts(t, tz, radius_m), t.rows.get("locations"), **_VISIT,
+    return _finish(*_visits(t, tz, radius_m), **_VISIT,
                    preferred="preferred_establishment_category",
-                   shuffle_method=shuffle_method, split_every=split_every,
-                   by_user=t.user_parts is not None)
+                   shuffle_method=shuffle_method, split_every=split_every)
