@@ -22,6 +22,7 @@ reported separately. ``--json PATH`` writes every figure.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -70,6 +71,9 @@ def _parser() -> Any:
                    help="do not persist: every analysis reads the files (out-of-core)")
     p.add_argument("--no-pandas", action="store_true",
                    help="skip the pandas engine (no speed-up, no result check)")
+    p.add_argument("--pandas-threads", type=int, default=None,
+                   help="threads of the pandas engine's grid look-ups (ADANALYTICS_THREADS; "
+                        "default: all cores). 1 = the pandas engine on one core")
     p.add_argument("--sedona", action="store_true",
                    help="also time SedonaDB's ST_DWithin distance join (points projected to "
                         "UTM 25S metres, as benchmarks/visits.py) on the same records")
@@ -217,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         out["pandas_load_s"] = time.perf_counter() - t0
         rows = dict(pds.validation.rows)
         bc.log(f"pandas: loaded in {out['pandas_load_s']:.1f} s ({rows})")
+        if args.pandas_threads is not None:  # read per query by adanalytics.geo
+            os.environ["ADANALYTICS_THREADS"] = str(args.pandas_threads)
+            out["pandas_threads"] = args.pandas_threads
         for name in names:
             cpu0 = time.process_time()
             t = bc.timed(lambda name=name: _call(pds, name, args.by), repeat=args.repeat)
@@ -229,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
                                           50.0, args.repeat)
             bc.log(f"SedonaDB ST_DWithin (UTM, 50 m): {out['sedona']['seconds']:.2f} s, "
                    f"CPU {out['sedona']['cpu_s']:.2f} s, {out['sedona']['pairs']:,} pairs")
+        os.environ.pop("ADANALYTICS_THREADS", None)
         del pds
 
     conn: dict[str, Any] = {"n_workers": args.workers, "threads_per_worker": args.threads}
@@ -309,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         })
 
     print(f"\nDask engine vs pandas engine - {bc.machine()}")
+    if args.pandas_threads is not None:
+        print(f"pandas engine with ADANALYTICS_THREADS={args.pandas_threads}")
     print(f"dataset {path} ({', '.join(f'{k} {v:,}' for k, v in rows.items())}); "
           f"by={args.by}; {len(pids)} workers x {args.threads} thread(s); "
           f"{'persisted' if not args.no_persist else 'read from Parquet per analysis'}; "
