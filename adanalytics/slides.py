@@ -24,6 +24,7 @@ import contextlib
 import html
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -315,19 +316,32 @@ def export_pdf(deck: str | os.PathLike[str], pdf: str | os.PathLike[str] | None 
     src = Path(deck).resolve()
     target = Path(pdf) if pdf else src.with_name(src.name.removesuffix(".slides.html") + ".pdf")
     target = target.resolve()
-    with tempfile.TemporaryDirectory(prefix="adanalytics-chromium-") as profile:
-        cmd = [exe, *chromium_args(profile), "--run-all-compositor-stages-before-draw",
-               f"--virtual-time-budget={budget_ms}", "--no-pdf-header-footer",
-               f"--print-to-pdf={target}", src.as_uri() + "?print-pdf"]
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired as exc:
-            msg = f"Chromium did not print {src.name} within {timeout:g} s"
-            raise SlidesError(msg) from exc
-    if done.returncode != 0 or not target.exists() or target.stat().st_size == 0:
-        msg = f"Chromium failed to print {src.name} (exit {done.returncode}): {done.stderr.strip()[-800:]}"
-        raise SlidesError(msg)
+    # reveal.js lays the slides out as pages after loading; on a busy machine Chromium can
+    # print before it has (one page only): then again, with more time
+    slides = len(re.findall(r"<section>\s*<section>", src.read_text(errors="replace")))
+    for attempt in range(3):
+        with tempfile.TemporaryDirectory(prefix="adanalytics-chromium-") as profile:
+            cmd = [exe, *chromium_args(profile), "--run-all-compositor-stages-before-draw",
+                   f"--virtual-time-budget={budget_ms << attempt}", "--no-pdf-header-footer",
+                   f"--print-to-pdf={target}", src.as_uri() + "?print-pdf"]
+            try:
+                done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                                      check=False)
+            except subprocess.TimeoutExpired as exc:
+                msg = f"Chromium did not print {src.name} within {timeout:g} s"
+                raise SlidesError(msg) from exc
+        if done.returncode != 0 or not target.exists() or target.stat().st_size == 0:
+            msg = (f"Chromium failed to print {src.name} (exit {done.returncode}): "
+                   f"{done.stderr.strip()[-800:]}")
+            raise SlidesError(msg)
+        if pdf_pages(target) >= slides:
+            break
     return target
+
+
+def pdf_pages(pdf: str | os.PathLike[str]) -> int:
+    """Number of pages of a PDF file (its ``/Type /Page`` objects)."""
+    return len(re.findall(rb"/Type\s*/Page[^s]", Path(pdf).read_bytes()))
 
 
 def _run_chromium(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
