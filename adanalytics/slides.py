@@ -279,7 +279,6 @@ def export_deck(notebook: str | os.PathLike[str], out_dir: str | os.PathLike[str
 def external_urls(deck_html: str) -> list[str]:
     """URLs outside the deck's directory that the page *loads* (scripts, stylesheets,
     images, imports); links a reader may click are not counted."""
-    import re
 
     found = re.findall(r"""<(?:script|link|img|iframe)\b[^>]*?\b(?:src|href)\s*=\s*["']([^"']+)["']""",
                        deck_html, flags=re.IGNORECASE)
@@ -308,6 +307,11 @@ def chromium_args(profile: str | os.PathLike[str]) -> list[str]:
             "--no-first-run", "--hide-scrollbars", f"--user-data-dir={profile}"]
 
 
+#: Where a (horizontal) slide starts: nbconvert nests every slide's cells in
+#: ``<section><section>...</section></section>``.
+_SLIDE_START = re.compile(r"<section>\s*<section>")
+
+
 def export_pdf(deck: str | os.PathLike[str], pdf: str | os.PathLike[str] | None = None,
                chromium: str | None = None, timeout: float = 180.0,
                budget_ms: int = 15_000) -> Path:
@@ -318,18 +322,14 @@ def export_pdf(deck: str | os.PathLike[str], pdf: str | os.PathLike[str] | None 
     target = target.resolve()
     # reveal.js lays the slides out as pages after loading; on a busy machine Chromium can
     # print before it has (one page only): then again, with more time
-    slides = len(re.findall(r"<section>\s*<section>", src.read_text(errors="replace")))
+    slides = len(_SLIDE_START.findall(src.read_text(errors="replace")))
     for attempt in range(3):
         with tempfile.TemporaryDirectory(prefix="adanalytics-chromium-") as profile:
-            cmd = [exe, *chromium_args(profile), "--run-all-compositor-stages-before-draw",
-                   f"--virtual-time-budget={budget_ms << attempt}", "--no-pdf-header-footer",
-                   f"--print-to-pdf={target}", src.as_uri() + "?print-pdf"]
-            try:
-                done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                                      check=False)
-            except subprocess.TimeoutExpired as exc:
-                msg = f"Chromium did not print {src.name} within {timeout:g} s"
-                raise SlidesError(msg) from exc
+            done = _run_chromium([exe, *chromium_args(profile),
+                                  "--run-all-compositor-stages-before-draw",
+                                  f"--virtual-time-budget={budget_ms << attempt}",
+                                  "--no-pdf-header-footer", f"--print-to-pdf={target}",
+                                  src.as_uri() + "?print-pdf"], timeout)
         if done.returncode != 0 or not target.exists() or target.stat().st_size == 0:
             msg = (f"Chromium failed to print {src.name} (exit {done.returncode}): "
                    f"{done.stderr.strip()[-800:]}")
@@ -387,11 +387,9 @@ def rendered_dom(deck: str | os.PathLike[str], slide: int | str = 0, chromium: s
 
 def chart_slides(deck_html: str) -> list[str]:
     """reveal.js indices (``"h/v"``) of the slides of a deck that hold a chart."""
-    import re
 
     out = []
-    # nbconvert nests every slide's cells in <section><section>...</section></section>
-    for h, outer in enumerate(re.split(r"<section>\s*<section>", deck_html)[1:]):
+    for h, outer in enumerate(_SLIDE_START.split(deck_html)[1:]):
         for v, inner in enumerate(re.split(r"</section>\s*<section>", outer.split("</section></section>")[0])):
             if "data:image/png;base64," in inner:
                 out.append(f"{h}/{v}")

@@ -19,13 +19,13 @@ import pandas as pd
 
 from adanalytics.engines.dask.plan import (
     DaskTables,
+    by_user,
     map_aligned,
     map_kernel,
     resum,
     share,
     tree_reduce,
 )
-from adanalytics.engines.dask.plan import shuffle_method as _method
 from adanalytics.engines.dask.visits import places
 from adanalytics.engines.pandas import attribution as _attr
 from adanalytics.engines.pandas import timebuckets as tb
@@ -143,10 +143,8 @@ def attribution(t: DaskTables, *, by: str, tz: str, window: pd.Timedelta, radius
         touches = map_kernel(t.interactions, touch_events, share(ad_place),
                              required_columns=["user_id", "ad_id", "ts"])
         events = dd.concat([visits, touches], ignore_index=True)
-        n = npartitions or max(1, t.locations.npartitions)
-        method = _method(shuffle_method, t.rows.get("locations"))
-        by_user = events.shuffle("user_id", npartitions=n, shuffle_method=method,
-                                 ignore_index=True)
-        counts = map_kernel(by_user, attribution_part, plc, window=window, by=by, tz=tz)
+        events = by_user(events, npartitions or max(1, t.locations.npartitions),
+                         shuffle_method, t.rows.get("locations"))
+        counts = map_kernel(events, attribution_part, plc, window=window, by=by, tz=tz)
     return tree_reduce(counts, combine=partial(resum, keys=_keys(by), values=_COUNTS),
                        aggregate=partial(_finalize, by=by), split_every=split_every)

@@ -201,13 +201,17 @@ def lay_out_by_user(t: DaskTables, *, npartitions: int | None = None,
         return t
     n = npartitions or max(1, loc.npartitions)
     rows = (t.rows.get("locations") or 0) + (t.rows.get("interactions") or 0) or None
-    how = shuffle_method(method, rows)
+    return dataclasses.replace(t, locations=by_user(loc, n, method, rows),
+                               interactions=by_user(inter, n, method, rows), user_parts=n)
 
-    def spread(frame: dd.DataFrame) -> dd.DataFrame:
-        return frame.shuffle("user_id", npartitions=n, shuffle_method=how, ignore_index=True)
 
-    return dataclasses.replace(t, locations=spread(loc), interactions=spread(inter),
-                               user_parts=n)
+def by_user(frame: dd.DataFrame, npartitions: int | None, method: str | None,
+            rows: int | None) -> dd.DataFrame:
+    """``frame`` hash-shuffled on ``user_id`` (into ``npartitions``, else as many as it
+    has), with the method for about ``rows`` rows (:func:`shuffle_method`)."""
+    n = npartitions or max(1, frame.npartitions)
+    return frame.shuffle("user_id", npartitions=n, shuffle_method=shuffle_method(method, rows),
+                         ignore_index=True)
 
 
 def _same(part: pd.DataFrame) -> pd.DataFrame:

@@ -20,12 +20,12 @@ from adanalytics.engines.dask.counting import interaction_profile_counts, visit_
 from adanalytics.engines.dask.plan import (
     DaskTables,
     Shared,
+    by_user,
     map_kernel,
     resum,
     share,
     tree_reduce,
 )
-from adanalytics.engines.dask.plan import shuffle_method as _method
 from adanalytics.engines.dask.visits import places
 from adanalytics.engines.pandas import profiles as _prof
 from adanalytics.engines.pandas.joins import sort_output
@@ -90,9 +90,7 @@ def _finish(t: DaskTables, table: str, columns: list[str] | None,
         return tree_reduce(counts, combine=partial(resum, keys=keys, values=[count]),
                            aggregate=partial(finalize, **spec), split_every=split_every)
     n = max(2, counts.npartitions // 4)
-    by_user = counts.shuffle("user_id", npartitions=n, ignore_index=True,
-                             shuffle_method=_method(shuffle_method, input_rows))
-    parts = map_kernel(by_user, finalize, **spec)
+    parts = map_kernel(by_user(counts, n, shuffle_method, input_rows), finalize, **spec)
     return tree_reduce(parts, combine=_concat, aggregate=partial(_sorted, analysis=out),
                        split_every=split_every)
 

@@ -1,5 +1,5 @@
 """Question 7 (batch) on Dask: the locations are shuffled by user (the approach rule
-reads each user's events in order; tables persisted by user need no shuffle); every partition then runs the pandas rule with the
+reads each user's events in order; tables persisted by user already are); every partition then runs the pandas rule with the
 grid index and the ranked ads broadcast. The ads' historical CTR ranking is itself a
 tree reduction over the interactions."""
 
@@ -14,13 +14,11 @@ from adanalytics.engines.base import RecommendParams
 from adanalytics.engines.dask.plan import (
     DaskTables,
     Shared,
+    by_user,
     map_kernel,
     resum,
     shared_once,
     tree_reduce,
-)
-from adanalytics.engines.dask.plan import (
-    shuffle_method as _method,
 )
 from adanalytics.engines.pandas import recommendations as _rec
 from adanalytics.engines.pandas import visits as _visits
@@ -67,13 +65,9 @@ def recommendations(t: DaskTables, *, tz: str, params: RecommendParams,
     ranked_frame = tree_reduce(counts, combine=partial(resum, keys=["ad_id"], values=_COUNTS),
                                aggregate=rank, split_every=split_every)
     ranked = Shared(rank(counts._meta), ranked_frame.to_delayed()[0])
-    if t.user_parts is not None:  # laid out by user at persist()
-        by_user = t.locations
-    else:
-        n = npartitions or max(1, t.locations.npartitions)
-        method = _method(shuffle_method, t.rows.get("locations"))
-        by_user = t.locations.shuffle("user_id", npartitions=n, shuffle_method=method,
-                                      ignore_index=True)
-    rows = map_kernel(by_user, recommendation_rows, approach_places(t, params.approach_radius_m),
+    locations = t.locations  # laid out by user at persist(), else shuffled so
+    if t.user_parts is None:
+        locations = by_user(locations, npartitions, shuffle_method, t.rows.get("locations"))
+    rows = map_kernel(locations, recommendation_rows, approach_places(t, params.approach_radius_m),
                       ranked, tz=tz, params=params)
     return tree_reduce(rows, combine=_concat, aggregate=_sorted, split_every=split_every)
