@@ -376,18 +376,34 @@ def test_persist_caches_and_answers_the_same(spark: Any) -> None:
     data = random_dataset(6)
     ds = aa.open_dataset(data, engine="spark")
     before = aa.to_pandas(ds.visits(by="month"))
+    columns = ds.tables.locations.columns
     ds.persist()
-    for _, df in ds.tables.items():
-        assert df.is_cached
-        assert df.storageLevel.useDisk and df.storageLevel.useMemory
-    # the persisted locations count visitors on the user id's hash (checked injective)
+    # the locations are cached with their cell keys and user hashes; the table is the
+    # projection on the loaded columns, read from that cache
+    keyed = sv.keyed_frame(ds.tables.locations)
+    assert keyed is not None and ds.tables.locations.columns == columns
+    assert {"_cell", "_user"} <= set(keyed.columns)
+    assert "InMemoryTableScan" in _executed_plan(ds.tables.locations)
+    for name, df in ds.tables.items():
+        cached = keyed if name == "locations" else df
+        assert cached.is_cached
+        assert cached.storageLevel.useDisk and cached.storageLevel.useMemory
+    # the persisted locations count visitors on the user id's hash (checked injective),
+    # stored with each record, and the visit pairs read the stored cell keys
     assert sv._USER_HASH.get(ds.tables.locations) is True
     assert "xxhash64" in str(sv.user_key(ds.tables.locations))
+    plan = _executed_plan(ds.visits())
+    assert "xxhash64" not in plan and "FLOOR" not in plan.upper()
     assert_same_frame(aa.to_pandas(ds.visits(by="month")), before)
     assert_same_frame(aa.to_pandas(ds.visits()), aa.to_pandas(
         aa.open_dataset(data, engine="pandas").visits()))
     ds.close()
+    assert not keyed.is_cached
     assert not any(df.is_cached for _, df in ds.tables.items())
+
+
+def _executed_plan(df: Any) -> str:
+    return str(df._jdf.queryExecution().executedPlan().toString())
 
 
 def test_persist_spreads_the_big_tables_over_whole_waves_of_cores(spark: Any) -> None:

@@ -74,8 +74,8 @@ class SparkEngine:
 
     def persist(self, tables: Tables) -> Tables:
         """Cache the tables in executor memory (spilling to disk) and materialise them."""
-        out = _load.persist(tables)
-        self._cached.extend(df for _, df in out.items())
+        out, cached = _load.persist(tables)
+        self._cached.extend(cached)
         _visits.check_user_hash(out.locations)
         return out
 

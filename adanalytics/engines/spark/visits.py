@@ -10,16 +10,18 @@ and the hash join yields the few candidates on which the exact haversine rule
 
 from __future__ import annotations
 
+import functools
 import weakref
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from adanalytics.engines.spark import timebuckets as tb
-from adanalytics.engines.spark.geo import haversine, place_cells, with_cell_key
+from adanalytics.engines.spark.geo import _jvm_id, haversine, place_cells, with_cell_key
 from adanalytics.engines.spark.joins import sort_output
 from adanalytics.geo import GridSpec, grid_spec
-from adanalytics.semantics import output_columns, output_keys
+from adanalytics.semantics import VISIT_RADIUS_M, output_columns, output_keys
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -70,35 +72,6 @@ def _place_cells(establishments: DataFrame, spec: GridSpec,
     return per_frame[key]
 
 
-def near_pairs(records: DataFrame, establishments: DataFrame, radius_m: float,
-               *, keep: tuple[str, ...] = ("user_id", "ts"),
-               place_columns: tuple[str, ...] = ("establishment_id", "category")) -> DataFrame:
-    """Every (record, establishment) pair closer than ``radius_m`` (strictly).
-
-    Columns: ``keep`` columns of the records, ``place_columns`` of the establishment,
-    ``_elat``/``_elon`` (its position) and ``distance_m``.
-    """
-    from pyspark.sql import functions as F
-
-    spec = grid_spec(float(radius_m))
-    cells = _place_cells(establishments, spec, place_columns)
-    rec = with_cell_key(records.select(*keep, "lat", "lon"), spec)
-    joined = rec.join(F.broadcast(cells), on="_cell", how="inner")
-    dist = haversine(F.col("lat"), F.col("lon"), F.col("_elat"), F.col("_elon"))
-    return (joined.select(*keep, "lat", "lon", *place_columns, "_elat", "_elon",
-                          dist.alias("distance_m"))
-            .where(F.col("distance_m") < F.lit(float(radius_m))))
-
-
-def visit_pairs(locations: DataFrame, establishments: DataFrame, radius_m: float) -> DataFrame:
-    """Every (location record, establishment) pair closer than the radius.
-
-    Columns: user_id, ts, establishment_id, category (the establishment's), distance_m.
-    """
-    return near_pairs(locations, establishments, radius_m).select(
-        "user_id", "ts", "establishment_id", "category", "distance_m")
-
-
 #: Cached locations frames -> whether ``xxhash64(user_id)`` takes a distinct value for
 #: every distinct user id of the frame (checked once, by :func:`check_user_hash`).
 _USER_HASH: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
@@ -134,6 +107,104 @@ def user_key(locations: DataFrame) -> Column:
     return F.xxhash64("user_id") if _USER_HASH.get(locations) else F.col("user_id")
 
 
+#: The user's grouping key in :func:`near_pairs` (``with_user=True``) and :func:`visits`.
+USER = "_user"
+
+
+@dataclass(frozen=True)
+class KeyedLocations:
+    """Persisted locations that carry each record's grid cell and user hash.
+
+    ``frame`` is the cached frame: the locations' columns plus ``_cell`` (the record's key
+    on the grid ``spec``, that of the visit radius) and ``_user`` (``xxhash64(user_id)``).
+    The dataset's ``locations`` table is its projection on the original columns, so
+    users see the table they loaded, while the pairs of that radius read the keys
+    instead of computing them again for every record at every query.
+    """
+
+    frame: DataFrame
+    spec: GridSpec
+
+
+#: Public (projected) locations frames -> their keyed cached frame (see ``persist()``).
+_KEYED: weakref.WeakKeyDictionary[Any, KeyedLocations] = weakref.WeakKeyDictionary()
+
+
+def with_keys(locations: DataFrame, radius_m: float = VISIT_RADIUS_M) -> DataFrame:
+    """``locations`` plus ``_cell`` (the grid of ``radius_m``) and ``_user`` columns."""
+    from pyspark.sql import functions as F
+
+    spec = grid_spec(float(radius_m))
+    return with_cell_key(locations, spec).withColumn(USER, F.xxhash64("user_id"))
+
+
+def register_keyed(keyed: DataFrame, columns: list[str],
+                   radius_m: float = VISIT_RADIUS_M) -> DataFrame:
+    """The projection of the cached ``keyed`` frame (of :func:`with_keys`) on ``columns``,
+    remembered so that :func:`near_pairs` finds the keys behind it."""
+    public = keyed.select(*columns)
+    _KEYED[public] = KeyedLocations(keyed, grid_spec(float(radius_m)))
+    return public
+
+
+def keyed_frame(locations: DataFrame) -> DataFrame | None:
+    """The cached keyed frame behind persisted ``locations``, if any."""
+    k = _KEYED.get(locations)
+    return None if k is None else k.frame
+
+
+@functools.lru_cache(maxsize=64)
+def _distance_exprs(radius_m: float, jvm: int) -> tuple[Column, Column]:
+    """The haversine distance to the establishment and the ``distance < radius`` rule,
+    built once per radius (unresolved expressions: each takes a few dozen py4j calls)."""
+    from pyspark.sql import functions as F
+
+    dist = haversine(F.col("lat"), F.col("lon"), F.col("_elat"), F.col("_elon"))
+    return dist, dist < F.lit(float(radius_m))
+
+
+def near_pairs(records: DataFrame, establishments: DataFrame, radius_m: float,
+               *, keep: tuple[str, ...] = ("user_id", "ts"),
+               place_columns: tuple[str, ...] = ("establishment_id", "category"),
+               with_user: bool = False) -> DataFrame:
+    """Every (record, establishment) pair closer than ``radius_m`` (strictly).
+
+    Columns: ``keep`` columns of the records, ``_user`` (``with_user``: a grouping
+    key equivalent to ``user_id``, see :func:`user_key`), ``lat``/``lon``,
+    ``place_columns`` of the
+    establishment, ``_elat``/``_elon`` (its position) and ``distance_m``. Persisted
+    locations (:class:`KeyedLocations`) bring their own cell keys and user hashes.
+    """
+    from pyspark.sql import functions as F
+
+    radius_m = float(radius_m)
+    spec = grid_spec(radius_m)
+    cells = _place_cells(establishments, spec, place_columns)
+    keyed = _KEYED.get(records)
+    hashed = bool(_USER_HASH.get(records))
+    if with_user:  # the user's key: the stored hash, the hash of the pairs, or the text
+        source = USER if keyed is not None and hashed else "user_id"
+        user = (F.col(USER) if source == USER else user_key(records)).alias(USER)
+    columns = list(dict.fromkeys([*keep, *([source] if with_user else []), "lat", "lon"]))
+    if keyed is not None and keyed.spec == spec:
+        rec = keyed.frame.select(*columns, "_cell")
+    else:
+        rec = with_cell_key((records if keyed is None else keyed.frame).select(*columns), spec)
+    dist, within = _distance_exprs(radius_m, _jvm_id())
+    joined = rec.join(F.broadcast(cells), on="_cell", how="inner").where(within)
+    return joined.select(*keep, *([user] if with_user else []), "lat", "lon", *place_columns,
+                         "_elat", "_elon", dist.alias("distance_m"))
+
+
+def visit_pairs(locations: DataFrame, establishments: DataFrame, radius_m: float) -> DataFrame:
+    """Every (location record, establishment) pair closer than the radius.
+
+    Columns: user_id, ts, establishment_id, category (the establishment's), distance_m.
+    """
+    return near_pairs(locations, establishments, radius_m).select(
+        "user_id", "ts", "establishment_id", "category", "distance_m")
+
+
 def visits(locations: DataFrame, establishments: DataFrame, *, by: str, tz: str,
            radius_m: float) -> DataFrame:
     """Visits and distinct visitors of every establishment with at least one visit."""
@@ -142,13 +213,12 @@ def visits(locations: DataFrame, establishments: DataFrame, *, by: str, tz: str,
     keys = output_keys("visits", by)
     # grouped by the establishment's position (int), not its id text, and by the user's
     # hash where it is known injective: the ids are joined back on the result rows
-    records = locations.select(user_key(locations).alias("_user"), "ts", "lat", "lon")
-    pairs = near_pairs(records, establishments, radius_m, keep=("_user", "ts"),
-                       place_columns=(POSITION,))
+    pairs = near_pairs(locations, establishments, radius_m, keep=("ts",),
+                       place_columns=(POSITION,), with_user=True)
     group = [POSITION] + (["_month"] if by == "month" else [])
     if by == "month":  # an int key per pair, the text label per result row
         pairs = pairs.withColumn("_month", tb.month_key(tb.local_us(F.col("ts"), tz)))
-    per_user = pairs.groupBy(*group, "_user").agg(F.count(F.lit(1)).alias("n"))
+    per_user = pairs.groupBy(*group, USER).agg(F.count(F.lit(1)).alias("n"))
     out = per_user.groupBy(*group).agg(
         F.sum("n").cast("long").alias("visits"), F.count(F.lit(1)).cast("long").alias("visitors"))
     out = out.join(F.broadcast(establishment_ids(establishments)), on=POSITION, how="inner")
