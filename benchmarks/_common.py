@@ -382,6 +382,26 @@ class Timing:
         return statistics.median(self.cpu) if self.cpu else float("nan")
 
 
+def settle(busy: float = 0.1, window: float = 0.25, limit: float = 10.0) -> float:
+    """Wait until the machine's CPUs are busy less than ``busy`` of a ``window`` (e.g. a
+    JVM's collector and cleaner threads after a Spark job), at most ``limit`` seconds.
+    Returns the seconds waited."""
+
+    def ticks() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+
+    start = time.perf_counter()
+    while time.perf_counter() - start < limit:
+        b0, t0 = ticks()
+        time.sleep(window)
+        b1, t1 = ticks()
+        if t1 > t0 and (b1 - b0) / (t1 - t0) < busy:
+            break
+    return time.perf_counter() - start
+
+
 def timed(fn: Callable[[], Any], repeat: int = 1) -> Timing:
     """Run ``fn`` ``repeat`` times: wall-clock and CPU seconds of each, peak RSS, the
     last result."""

@@ -160,13 +160,15 @@ def main(argv: list[str] | None = None) -> int:
         note="one-off, not part of the analysis timings")
     spark_rows = bench("spark", sds, n)
 
-    # SedonaDB's join and Spark's visits alternately, round after round: this VM's speed
-    # drifts by up to 1.5x within minutes, and the ratio is only fair when both see the
-    # same machine
+    # SedonaDB's join and Spark's visits alternately, round after round, each once the
+    # CPUs are idle: this VM's speed drifts by up to 1.5x within minutes, and the ratio is
+    # only fair when both see the same machine
     paired: list[tuple[float, float]] = []
     if sedona_run is not None:
         for _ in range(reps):
+            bc.settle()
             ts = bc.timed(sedona_run, 1).median
+            bc.settle()
             tv = bc.timed(lambda: aa.to_pandas(sds.visits()), 1).median
             paired.append((ts, tv))
             bc.log(f"paired round: SedonaDB {ts:.3f} s, spark visits {tv:.3f} s: "

@@ -403,7 +403,16 @@ def test_persist_caches_and_answers_the_same(spark: Any) -> None:
 
 
 def _executed_plan(df: Any) -> str:
-    return str(df._jdf.queryExecution().executedPlan().toString())
+    """The physical plan of ``df`` without the plans of the cached tables it scans."""
+    lines = str(df._jdf.queryExecution().executedPlan().toString()).splitlines()
+    out, cache_depth = [], None
+    for line in lines:
+        depth = next((i for i, ch in enumerate(line) if ch.isalpha()), len(line))
+        if cache_depth is not None and depth > cache_depth:
+            continue  # inside a cached table's own plan
+        cache_depth = depth if "InMemoryTableScan" in line else None
+        out.append(line)
+    return "\n".join(out)
 
 
 def test_persist_spreads_the_big_tables_over_whole_waves_of_cores(spark: Any) -> None:
@@ -430,6 +439,10 @@ def test_persist_spreads_the_big_tables_over_whole_waves_of_cores(spark: Any) ->
     parts = spark.sparkContext.defaultParallelism
     assert ds.tables.locations.rdd.getNumPartitions() % parts == 0
     assert ds.tables.interactions.rdd.getNumPartitions() % parts == 0
+    # spread by user id: visitors are counted per user without a shuffle of their own
+    # (the only hash exchange left gathers the establishments' totals)
+    assert sv._KEYED[ds.tables.locations].by_user
+    assert _executed_plan(ds.visits()).count("Exchange hashpartitioning") == 1
     ref = aa.open_dataset(data, engine="pandas")
     for analysis in ANALYSES:
         assert_same_frame(aa.to_pandas(ds.run(analysis)), ref.run(analysis), analysis)

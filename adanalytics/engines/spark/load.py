@@ -287,8 +287,8 @@ def _load_on_driver(spark: SparkSession, path: str, *, on_invalid: str,
 SPREAD_TABLES = ("locations", "interactions")
 
 
-def balanced(df: DataFrame, cores: int, user: str = "user_id") -> DataFrame:
-    """``df`` over a multiple of ``cores`` partitions, hashed by ``user``, when its own
+def balanced(df: DataFrame, cores: int) -> DataFrame:
+    """``df`` over a multiple of ``cores`` partitions, hashed by user, when its own
     partitions (one per file split) would leave cores idle in the last wave of tasks
     (more than 10 % of the slots; e.g. 3 splits on 2 cores: every scan runs a third
     task alone). Otherwise ``df`` itself (no shuffle)."""
@@ -298,7 +298,9 @@ def balanced(df: DataFrame, cores: int, user: str = "user_id") -> DataFrame:
     target = cores * math.ceil(p / cores)
     if target == p or (target - p) / target <= 0.1:
         return df
-    return df.repartition(target, user)
+    # by the id itself: the per-user windows and groupings (attribution, profiles) then
+    # need no shuffle of their own
+    return df.repartition(target, "user_id")
 
 
 def persist(tables: Tables) -> tuple[Tables, list[DataFrame]]:
@@ -325,11 +327,10 @@ def persist(tables: Tables) -> tuple[Tables, list[DataFrame]]:
     for name, df in tables.items():
         sc = df.sparkSession.sparkContext
         columns = df.columns
-        user = "user_id"
         if name == "locations":
-            df, user = _visits.with_keys(df), _visits.USER
-        if name in SPREAD_TABLES:
-            df = balanced(df, sc.defaultParallelism, user)
+            df = _visits.with_keys(df)
+        spread = balanced(df, sc.defaultParallelism) if name in SPREAD_TABLES else df
+        by_user, df = spread is not df, spread
         start = time.perf_counter()
         sc.setJobDescription(f"adanalytics: persist {name}")
         try:
@@ -339,6 +340,6 @@ def persist(tables: Tables) -> tuple[Tables, list[DataFrame]]:
             sc.setJobDescription(None)  # type: ignore[arg-type]
         log.info("persisted %s: %s rows in %.1f s", name, f"{n:,}", time.perf_counter() - start)
         cached_frames.append(cached)
-        out[name] = (_visits.register_keyed(cached, columns) if name == "locations"
-                     else cached)
+        out[name] = (_visits.register_keyed(cached, columns, by_user=by_user)
+                     if name == "locations" else cached)
     return Tables(**out), cached_frames

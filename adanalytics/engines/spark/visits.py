@@ -124,6 +124,9 @@ class KeyedLocations:
 
     frame: DataFrame
     spec: GridSpec
+    #: ``frame`` is hash-partitioned by ``user_id`` (``persist()`` spread it by user):
+    #: counts per user need no shuffle when they group on the id itself
+    by_user: bool = False
 
 
 #: Public (projected) locations frames -> their keyed cached frame (see ``persist()``).
@@ -138,12 +141,12 @@ def with_keys(locations: DataFrame, radius_m: float = VISIT_RADIUS_M) -> DataFra
     return with_cell_key(locations, spec).withColumn(USER, F.xxhash64("user_id"))
 
 
-def register_keyed(keyed: DataFrame, columns: list[str],
-                   radius_m: float = VISIT_RADIUS_M) -> DataFrame:
+def register_keyed(keyed: DataFrame, columns: list[str], radius_m: float = VISIT_RADIUS_M,
+                   *, by_user: bool = False) -> DataFrame:
     """The projection of the cached ``keyed`` frame (of :func:`with_keys`) on ``columns``,
     remembered so that :func:`near_pairs` finds the keys behind it."""
     public = keyed.select(*columns)
-    _KEYED[public] = KeyedLocations(keyed, grid_spec(float(radius_m)))
+    _KEYED[public] = KeyedLocations(keyed, grid_spec(float(radius_m)), by_user)
     return public
 
 
@@ -182,9 +185,12 @@ def near_pairs(records: DataFrame, establishments: DataFrame, radius_m: float,
     cells = _place_cells(establishments, spec, place_columns)
     keyed = _KEYED.get(records)
     hashed = bool(_USER_HASH.get(records))
-    if with_user:  # the user's key: the stored hash, the hash of the pairs, or the text
-        source = USER if keyed is not None and hashed else "user_id"
-        user = (F.col(USER) if source == USER else user_key(records)).alias(USER)
+    if with_user:  # the user's key: the id where the records are partitioned by it (no
+        # shuffle to count per user), else the stored hash, the hash of the pairs, the id
+        by_id = keyed is not None and keyed.by_user
+        source = USER if keyed is not None and hashed and not by_id else "user_id"
+        user = (F.col(USER) if source == USER
+                else F.col("user_id") if by_id else user_key(records)).alias(USER)
     columns = list(dict.fromkeys([*keep, *([source] if with_user else []), "lat", "lon"]))
     if keyed is not None and keyed.spec == spec:
         rec = keyed.frame.select(*columns, "_cell")
