@@ -172,11 +172,11 @@ def near_pairs(records: DataFrame, establishments: DataFrame, radius_m: float,
                with_user: bool = False) -> DataFrame:
     """Every (record, establishment) pair closer than ``radius_m`` (strictly).
 
-    Columns: ``keep`` columns of the records, ``_user`` (``with_user``: a grouping
-    key equivalent to ``user_id``, see :func:`user_key`), ``lat``/``lon``,
-    ``place_columns`` of the
-    establishment, ``_elat``/``_elon`` (its position) and ``distance_m``. Persisted
-    locations (:class:`KeyedLocations`) bring their own cell keys and user hashes.
+    Columns: ``keep`` columns of the records, ``_user`` (``with_user``: a grouping key
+    equivalent to ``user_id``, see :func:`user_key`), ``lat``/``lon``, ``place_columns``
+    of the establishment, ``_elat``/``_elon`` (its position) and ``distance_m``.
+    Persisted locations (:class:`KeyedLocations`) bring their own cell keys and user
+    hashes.
     """
     from pyspark.sql import functions as F
 
@@ -218,7 +218,8 @@ def visits(locations: DataFrame, establishments: DataFrame, *, by: str, tz: str,
 
     keys = output_keys("visits", by)
     # grouped by the establishment's position (int), not its id text, and by the user's
-    # hash where it is known injective: the ids are joined back on the result rows
+    # key of near_pairs (the id where the records are spread by it, else its hash where
+    # known injective): the establishments' ids are joined back on the result rows
     pairs = near_pairs(locations, establishments, radius_m, keep=("ts",),
                        place_columns=(POSITION,), with_user=True)
     group = [POSITION] + (["_month"] if by == "month" else [])
