@@ -14,8 +14,9 @@ On a shared machine wall times follow the other users' load; CPU seconds do not.
 CPU seconds of every process are reported too, and a "CPU-bound" speed-up: pandas CPU
 seconds over those of the busiest Dask process (a worker, or this process, which hosts
 the embedded scheduler) - the wall-time ratio on an otherwise idle machine with a core
-per worker. Results are checked
-to be identical to the pandas engine's. Loading (read + validate) and persisting are
+per worker. ``--paired N`` then times the two engines in alternating rounds, each after
+the CPUs went idle: their ratio per round does not follow the VM's drift. Results are
+checked to be identical to the pandas engine's. Loading (read + validate) and persisting are
 reported separately. ``--json PATH`` writes every figure.
 """
 
@@ -71,6 +72,10 @@ def _parser() -> Any:
                    help="do not persist: every analysis reads the files (out-of-core)")
     p.add_argument("--no-pandas", action="store_true",
                    help="skip the pandas engine (no speed-up, no result check)")
+    p.add_argument("--paired", type=int, default=0, metavar="N",
+                   help="then N paired rounds per analysis: the pandas engine, then Dask, "
+                        "each started once the CPUs are idle (this VM's speed drifts by up "
+                        "to 1.5x within minutes; the separate timings are minutes apart)")
     p.add_argument("--pandas-threads", type=int, default=None,
                    help="threads of the pandas engine's grid look-ups (ADANALYTICS_THREADS; "
                         "default: all cores). 1 = the pandas engine on one core")
@@ -200,6 +205,48 @@ def _call(ds: aa.Dataset, name: str, by: str) -> Any:
     return fn(by=by) if name in BY_ANALYSES else fn()
 
 
+def paired_rounds(pds: aa.Dataset, dds: aa.Dataset, names: list[str],
+                  args: Any) -> dict[str, Any]:
+    """``args.paired`` rounds per analysis of the pandas engine then Dask, each once the
+    CPUs are idle; prints each round and the median and range of the per-round ratios."""
+    import numpy as np
+
+    client = dds.engine.client
+    res: dict[str, Any] = {}
+    table = []
+    for name in names:
+        rounds = []
+        for _ in range(args.paired):
+            if args.pandas_threads is not None:
+                os.environ["ADANALYTICS_THREADS"] = str(args.pandas_threads)
+            bc.settle()
+            t0 = time.perf_counter()
+            _call(pds, name, args.by)
+            tp = time.perf_counter() - t0
+            os.environ.pop("ADANALYTICS_THREADS", None)
+            bc.settle()
+            t0 = time.perf_counter()
+            aa.to_pandas(_call(dds, name, args.by))
+            td = time.perf_counter() - t0
+            _settle(client)
+            rounds.append((tp, td))
+            bc.log(f"paired round {name}: pandas {tp:.3f} s, dask {td:.3f} s: x{tp / td:.2f}")
+        ratios = sorted(tp / td for tp, td in rounds)
+        res[name] = {"rounds_s": rounds, "speedups": ratios,
+                     "median_speedup": float(np.median(ratios))}
+        table.append({
+            "analysis": name,
+            "pandas s (median)": f"{np.median([r[0] for r in rounds]):.3f}",
+            "dask s (median)": f"{np.median([r[1] for r in rounds]):.3f}",
+            "dask/pandas per round: median": f"{np.median(ratios):.2f}x",
+            "range": f"{ratios[0]:.2f}-{ratios[-1]:.2f}x",
+        })
+    print(f"\npaired rounds (pandas engine, then dask, x{args.paired}, each after the CPUs "
+          f"went idle)")
+    bc.print_table(table, list(table[0]) if table else [])
+    return res
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     names = list(INPUTS) if args.analyses == "all" else [a.strip() for a in args.analyses.split(",")]
@@ -237,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
             bc.log(f"SedonaDB ST_DWithin (UTM, 50 m): {out['sedona']['seconds']:.2f} s, "
                    f"CPU {out['sedona']['cpu_s']:.2f} s, {out['sedona']['pairs']:,} pairs")
         os.environ.pop("ADANALYTICS_THREADS", None)
-        del pds
+        if not args.paired:
+            del pds
 
     conn: dict[str, Any] = {"n_workers": args.workers, "threads_per_worker": args.threads}
     if args.scheduler:
@@ -333,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"SedonaDB ST_DWithin join (UTM 25S, 50 m; pairs only, no counting): "
               f"{sd['seconds']:.2f} s = {sd['records_per_s']:,.0f} records/s (CPU {sd['cpu_s']:.2f} s); "
               f"dask visits / SedonaDB throughput = {out['visits_vs_sedona']:.2f}x")
+    if args.paired and not args.no_pandas:
+        out["paired"] = paired_rounds(pds, dds, names, args)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2, default=str))
     dds.close()

@@ -448,6 +448,37 @@ def test_count_kernels_equal_the_pandas_kernels(int_ids: bool) -> None:
              profiles.interaction_profile_counts(part, ads, tz="America/Recife"))
 
 
+@pytest.mark.parametrize("int_ids", [False, True], ids=["str-ids", "int-ids"])
+def test_profiles_of_users_equal_the_pandas_profiles(int_ids: bool) -> None:
+    """The one-pass kernels of partitions laid out by user: the reference's profile and
+    preferred categories of the records given, row for row in the reference's order."""
+    from adanalytics.engines.dask import counting
+    from adanalytics.engines.pandas import profiles, visits
+
+    data = aa.open_dataset(random_dataset(seed=9, int_ids=int_ids), engine="pandas").tables
+    ads = data.ads.copy()
+    ads.loc[[1, 2], "category"] = None
+    est = data.establishments.copy()
+    est.loc[0, "category"] = None
+    places = visits.place_index(est, 50.0)
+    tz = "America/Recife"
+    for part in (data.locations, data.locations.iloc[:700], data.locations.iloc[:0]):
+        want = profiles.visit_profile(part, est, tz=tz, radius_m=50.0)
+        assert_same(counting.visit_profile_of_users(part, places, tz=tz), want)
+        assert_same(counting.visit_profile_of_users(part, places, tz=tz, preferred=True),
+                    profiles.preferred(want, "preferred_establishment_category"))
+    ties = 0
+    for part in (data.interactions, data.interactions.iloc[:300], data.interactions.iloc[:0]):
+        want = profiles.interaction_profile(part, ads, tz=tz)
+        assert_same(counting.interaction_profile_of_users(part, ads, tz=tz), want)
+        assert_same(counting.interaction_profile_of_users(part, ads, tz=tz, preferred=True),
+                    profiles.preferred(want, "preferred_ad_category"))
+        top = want.groupby(["user_id", "period"])["interactions"].transform("max")
+        ties += int((want["interactions"] == top).groupby([want["user_id"], want["period"]])
+                    .sum().gt(1).sum())
+    assert ties > 0  # the tie-break was exercised
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_coded_attribution_equals_the_as_of_join(seed: int) -> None:
     """Same flags as the pandas as-of kernel, with equal instants and window edges."""

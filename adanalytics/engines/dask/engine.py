@@ -18,6 +18,7 @@ from adanalytics.engines.dask.plan import (
     co_locate,
     lay_out_by_user,
     no_string_conversion,
+    persist_partitions,
 )
 
 if TYPE_CHECKING:
@@ -57,7 +58,9 @@ class DaskEngine:
         Target size of the partitions read from files (Dask's default when None).
     npartitions:
         Partitions of in-memory tables (``from_frames``) and of the by-user shuffles
-        (default: as many as the locations table).
+        (default: as many as the locations table; for ``persist()``, partitions of
+        about ``plan.PERSIST_PARTITION_ROWS`` locations, a multiple of the workers'
+        threads).
     shuffle_method:
         ``"p2p"``, ``"tasks"`` or None (Dask's choice: p2p on a cluster).
     split_every:
@@ -146,8 +149,11 @@ class DaskEngine:
 
         t = self._tables(tables)
         if t.user_parts is None:
+            n = self.npartitions or persist_partitions(
+                t.rows.get("locations"), sum(self.client.nthreads().values()),
+                t.locations.npartitions)
             with no_string_conversion():
-                t = lay_out_by_user(t, npartitions=self.npartitions, method=self.shuffle_method)
+                t = lay_out_by_user(t, npartitions=n, method=self.shuffle_method)
         names = ("campaigns", "ads", "establishments", "interactions", "locations")
         frames = self.client.persist([getattr(t, n) for n in names])
         try:

@@ -7,7 +7,9 @@ rows on, shuffled by user so that the shares and the preferred category (per use
 slot, the pandas finalize functions) are computed in parallel, one group of users per
 partition; only the final sort into key order is serial. On tables laid out by user
 (``persist()``) each partition's counts already cover all of its users: they are finished
-where they are, with no shuffle.
+where they are, with no shuffle: counted and finished on integer codes in one pass
+(``counting.*_of_users``), already sorted, so that the last step only interleaves the
+partitions' users.
 """
 
 from __future__ import annotations
@@ -16,7 +18,15 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from adanalytics.engines.dask.counting import interaction_profile_counts, visit_profile_counts
+import numpy as np
+import pandas as pd
+
+from adanalytics.engines.dask.counting import (
+    interaction_profile_counts,
+    interaction_profile_of_users,
+    visit_profile_counts,
+    visit_profile_of_users,
+)
 from adanalytics.engines.dask.plan import (
     DaskTables,
     Shared,
@@ -33,7 +43,6 @@ from adanalytics.semantics import output_columns, output_keys
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
-    import pandas as pd
 
 _INTERACTION = {"keys": ["user_id", "period", "category"], "count": "interactions",
                 "analysis": "interaction_profile"}
@@ -59,30 +68,32 @@ def _concat(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def counted_finalize(part: pd.DataFrame, *shared: Any, counter: Callable[..., pd.DataFrame],
-                     counter_kw: dict[str, Any], keys: list[str], count: str, analysis: str,
-                     preferred: str | None = None) -> pd.DataFrame:
-    """Kernel on a partition holding all records of its users: count, then finish (one
-    task per partition instead of two)."""
-    return finalize(counter(part, *shared, **counter_kw), keys=keys, count=count,
-                    analysis=analysis, preferred=preferred)
+def interleave_users(parts: pd.DataFrame) -> pd.DataFrame:
+    """Sorted results of disjoint sets of users, concatenated -> in key order: a stable
+    sort on the user id alone (each user's rows are in one run, already in order)."""
+    if parts.empty:
+        return parts.reset_index(drop=True)
+    codes, _ = pd.factorize(parts["user_id"].to_numpy(), sort=True)
+    return parts.take(np.argsort(codes, kind="stable")).reset_index(drop=True)
 
 
 def _finish(t: DaskTables, table: str, columns: list[str] | None,
-            counter: Callable[..., pd.DataFrame], shared: Shared, counter_kw: dict[str, Any], *,
+            counter: Callable[..., pd.DataFrame], of_users: Callable[..., pd.DataFrame],
+            shared: Shared, counter_kw: dict[str, Any], *,
             keys: list[str], count: str, analysis: str,
             preferred: str | None, shuffle_method: str | None,
             split_every: int | None) -> dd.DataFrame:
-    """The profile (or preferred categories) of ``table``: ``counter`` per partition, then
-    finished per partition (tables laid out by user), per group of users after a shuffle
-    of the partial counts (large inputs), or in one task."""
+    """The profile (or preferred categories) of ``table``: finished per partition where
+    each holds all records of its users (tables laid out by user), else ``counter`` per
+    partition, then finished per group of users after a shuffle of the partial counts
+    (large inputs) or in one task."""
     out = preferred or analysis
     spec = {"keys": keys, "count": count, "analysis": analysis, "preferred": preferred}
     frame = getattr(t, table)
     if t.user_parts is not None:
-        parts = map_kernel(frame, counted_finalize, shared, required_columns=columns,
-                           counter=counter, counter_kw=counter_kw, **spec)
-        return tree_reduce(parts, combine=_concat, aggregate=partial(_sorted, analysis=out),
+        parts = map_kernel(frame, of_users, shared, required_columns=columns,
+                           preferred=preferred is not None, **counter_kw)
+        return tree_reduce(parts, combine=_concat, aggregate=interleave_users,
                            split_every=split_every)
     counts = map_kernel(frame, counter, shared, required_columns=columns, **counter_kw)
     input_rows = t.rows.get(table)
@@ -97,11 +108,12 @@ def _finish(t: DaskTables, table: str, columns: list[str] | None,
 
 def _interactions(t: DaskTables, tz: str) -> tuple[Any, ...]:
     return (t, "interactions", ["user_id", "ad_id", "ts"], interaction_profile_counts,
-            share(t.small["ads"]), {"tz": tz})
+            interaction_profile_of_users, share(t.small["ads"]), {"tz": tz})
 
 
 def _visits(t: DaskTables, tz: str, radius_m: float) -> tuple[Any, ...]:
-    return (t, "locations", None, visit_profile_counts, places(t, radius_m), {"tz": tz})
+    return (t, "locations", None, visit_profile_counts, visit_profile_of_users,
+            places(t, radius_m), {"tz": tz})
 
 
 def interaction_profile(t: DaskTables, *, tz: str, shuffle_method: str | None = None,
