@@ -580,3 +580,14 @@ def test_many_rejected_rows_are_written_per_partition(tmp_path: Path,
         assert_same(on_disk.reset_index(drop=True), pds.rejected[t])
         assert_same(aa.to_pandas(dds.rejected[t]).reset_index(drop=True), pds.rejected[t])
     assert_same(dds.rejected["ads"], pds.rejected["ads"])  # small tables: pandas as ever
+
+
+def test_persist_partitions_are_large_and_a_multiple_of_the_threads() -> None:
+    from adanalytics.engines.dask.plan import PERSIST_PARTITION_ROWS, persist_partitions
+
+    assert persist_partitions(10_000_000, 2, 27) == 4
+    assert persist_partitions(100_000_000, 2, 270) == 40
+    assert persist_partitions(100_000_000, 3, 270) == 42
+    assert persist_partitions(1_000, 2, 1) == 2  # one per thread at least
+    assert persist_partitions(PERSIST_PARTITION_ROWS * 3, 3, 9) == 3
+    assert persist_partitions(None, 2, 27) == 27  # rows unknown: as read
