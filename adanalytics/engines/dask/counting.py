@@ -18,9 +18,9 @@ The rules themselves (the grid index and its strict radius, local month / weekda
 period of day, the ad's category) come from the same functions as in the reference; only
 the counting differs: keys become integer codes and are counted by sorting their
 mixed-radix combination, instead of building a frame of the pairs and grouping it by
-id strings (and the shares and preferred categories are read off the sorted counts). The pandas engine does the same in its single-process ``visits``; on Dask
-this keeps the per-partition partial results (what the workers exchange) small and
-cheap. ``tests/test_dask_engine.py`` checks the equality on random data.
+id strings (the shares and preferred categories are then read off the sorted counts).
+The pandas engine does the same in its single-process ``visits``; on Dask this keeps the
+per-partition partial results (what the workers exchange) small and cheap. ``tests/test_dask_engine.py`` checks the equality on random data.
 """
 
 from __future__ import annotations
