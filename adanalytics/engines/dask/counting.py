@@ -111,7 +111,8 @@ def profile_keys(keys: list[Key], name: str, *, preferred: bool) -> pd.DataFrame
     if combined is None:
         return None
     uniq, counts, keys = combined
-    slot = uniq // max(len(keys[2][2]), 1)  # (user, slot) of each row, ascending
+    _, _, categories = keys[2]  # the last key: a row's (user, slot) is its code // this
+    slot = uniq // max(len(categories), 1)  # ascending
     starts = np.flatnonzero(np.concatenate(([True], slot[1:] != slot[:-1])))
     sizes = np.diff(np.append(starts, len(uniq)))
     total = np.repeat(np.add.reduceat(counts, starts), sizes)

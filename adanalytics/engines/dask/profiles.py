@@ -6,10 +6,9 @@ summed in a tree into one partition (small data), or, from ``PER_USER_MIN_ROWS``
 rows on, shuffled by user so that the shares and the preferred category (per user and
 slot, the pandas finalize functions) are computed in parallel, one group of users per
 partition; only the final sort into key order is serial. On tables laid out by user
-(``persist()``) each partition's counts already cover all of its users: they are finished
-where they are, with no shuffle: counted and finished on integer codes in one pass
-(``counting.*_of_users``), already sorted, so that the last step only interleaves the
-partitions' users.
+(``persist()``) each partition holds all records of its users: it is counted and finished
+where it is, with no shuffle, on integer codes in one pass (``counting.*_of_users``) and
+already sorted, so that the last step only interleaves the partitions' users.
 """
 
 from __future__ import annotations
