@@ -330,8 +330,10 @@ run_service() {
         --tls-cert "$SECURITY/scheduler.pem" --tls-key "$SECURITY/scheduler.key"
       ;;
     dask-worker)
-      # large temporaries from the heap, not one mmap each (adanalytics/engines/dask/cluster.py)
+      # large temporaries from the heap, not one mmap each, and freed ones kept for the
+      # next task (adanalytics/engines/dask/cluster.py)
       export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-33554432}"
+      export MALLOC_TRIM_THRESHOLD_="${MALLOC_TRIM_THRESHOLD_:-134217728}"
       as_service_user "$VENV/bin/dask" worker "tls://$master:$DASK_PORT" --host "$addr" \
         --name "worker-$addr" --nworkers 1 --nthreads "${ADANALYTICS_DASK_THREADS:-$(nproc)}" \
         --memory-limit "${ADANALYTICS_DASK_MEMORY:-auto}" --local-directory "$WORK/dask" \

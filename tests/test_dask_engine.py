@@ -383,6 +383,21 @@ def test_embedded_cluster_is_one_per_process() -> None:
     assert a.engine.dashboard_link
 
 
+def _allocator_environ() -> tuple[str | None, str | None]:
+    import os
+
+    return os.environ.get("MALLOC_MMAP_THRESHOLD_"), os.environ.get("MALLOC_TRIM_THRESHOLD_")
+
+
+def test_embedded_workers_keep_freed_heap_for_the_next_task() -> None:
+    from adanalytics.engines.dask.cluster import MALLOC_MMAP_THRESHOLD, MALLOC_TRIM_THRESHOLD
+
+    ds = aa.open_dataset(random_dataset(n_locations=50, n_interactions=20), engine="dask")
+    seen = set(ds.engine.client.run(_allocator_environ).values())
+    assert seen == {(str(MALLOC_MMAP_THRESHOLD), str(MALLOC_TRIM_THRESHOLD))}
+    assert MALLOC_TRIM_THRESHOLD > 65536  # not Dask's default: temporaries are reused
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
