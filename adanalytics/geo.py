@@ -200,6 +200,17 @@ def grid_spec(radius_m: float) -> GridSpec:
     )
 
 
+def cell_order(lat: np.ndarray, lon: np.ndarray, radius_m: float) -> np.ndarray:
+    """A permutation that puts points in the order of their cells of the ``radius_m``
+    grid (band by band, then by longitude cell; a stable sort, so ties keep their order).
+
+    Records stored in this order are looked up cell after cell: the grid index's tables
+    and the candidate establishments' coordinates are then read from memory in runs,
+    not at random (the Dask engine's ``persist()`` stores its locations so).
+    """
+    return np.argsort(grid_spec(float(radius_m)).cell_keys(lat, lon), kind="stable")
+
+
 def _hav(x: float) -> float:
     return math.sin(x / 2.0) ** 2
 

@@ -210,6 +210,13 @@ def _users(part: pd.DataFrame) -> set[Any]:
     return set(part["user_id"])
 
 
+def _cell_keys(part: pd.DataFrame) -> np.ndarray:
+    from adanalytics.geo import grid_spec
+    from adanalytics.semantics import VISIT_RADIUS_M
+
+    return grid_spec(VISIT_RADIUS_M).cell_keys(part["lat"].to_numpy(), part["lon"].to_numpy())
+
+
 @pytest.mark.parametrize("int_ids", [False, True], ids=["str-ids", "int-ids"])
 def test_persist_lays_out_both_big_tables_alike_by_user(int_ids: bool) -> None:
     import dask
@@ -244,6 +251,10 @@ def test_persist_lays_out_both_big_tables_alike_by_user(int_ids: bool) -> None:
         want = data[name]
         assert len(got) == len(want)
         assert sorted(got["user_id"]) == sorted(want["user_id"])
+    # each partition of the locations stored in grid-cell order (the visit radius's cells)
+    keys = dask.compute(*[dask.delayed(_cell_keys)(p) for p in t.locations.to_delayed()])
+    assert all(np.all(np.diff(k) >= 0) for k in keys)
+    assert sum(len(np.unique(k)) > 1 for k in keys) >= 3  # the order was not trivial
 
 
 def test_parameters_reach_the_kernels() -> None:

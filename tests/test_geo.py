@@ -178,6 +178,20 @@ def test_cell_keys_are_the_formula(r: float) -> None:
         assert spec.cell_keys(lat[i:i + 1], lon[i:i + 1])[0] == want[i]
 
 
+def test_cell_order_groups_points_cell_by_cell_and_keeps_ties_in_order() -> None:
+    rng = np.random.default_rng(4)
+    lat = np.concatenate([rng.uniform(-8.2, -7.9, 4000), [90.0, -90.0, 0.0]])
+    lon = np.concatenate([rng.uniform(-35.1, -34.8, 4000), [180.0, -180.0, 0.0]])
+    order = geo.cell_order(lat, lon, 50.0)
+    np.testing.assert_array_equal(np.sort(order), np.arange(len(lat)))  # a permutation
+    want = reference_keys(geo.grid_spec(50.0), lat, lon)
+    keys = want[order]
+    assert np.all(np.diff(keys) >= 0)
+    same = np.flatnonzero(np.diff(keys) == 0)
+    assert same.size and np.all(order[same] < order[same + 1])  # stable: ties in order
+    assert geo.cell_order(lat[:0], lon[:0], 50.0).size == 0
+
+
 def test_keys_are_pinned() -> None:
     # The layout other engines (Spark SQL) reproduce from GridSpec's constants: a change
     # here is a change of the key formula - update them together.
