@@ -251,7 +251,11 @@ def test_persist_lays_out_both_big_tables_alike_by_user(int_ids: bool) -> None:
         want = data[name]
         assert len(got) == len(want)
         assert sorted(got["user_id"]) == sorted(want["user_id"])
-    # each partition of the locations stored in grid-cell order (the visit radius's cells)
+    # each partition of the locations stored in grid-cell order (the visit radius's cells),
+    # with the users' codes
+    from adanalytics.engines.pandas.visits import USER_CODE
+
+    assert USER_CODE in t.locations.columns
     keys = dask.compute(*[dask.delayed(_cell_keys)(p) for p in t.locations.to_delayed()])
     assert all(np.all(np.diff(k) >= 0) for k in keys)
     assert sum(len(np.unique(k)) > 1 for k in keys) >= 3  # the order was not trivial
@@ -442,6 +446,29 @@ def test_dask_frames_hold_no_pyarrow_strings(pair: tuple[aa.Dataset, aa.Dataset]
 
 
 # --- the coded count kernels equal the pandas kernels ----------------------------------------
+
+
+@pytest.mark.parametrize("int_ids", [False, True], ids=["str-ids", "int-ids"])
+def test_stored_locations_give_the_same_visit_totals(int_ids: bool) -> None:
+    from adanalytics.engines.dask.plan import store_locations
+    from adanalytics.engines.pandas import visits
+
+    data = aa.open_dataset(random_dataset(seed=9, int_ids=int_ids), engine="pandas").tables
+    places = visits.place_index(data.establishments, 50.0)
+    for part in (data.locations, data.locations.iloc[:700], data.locations.iloc[:0]):
+        stored = store_locations(part)
+        assert len(stored) == len(part)
+        codes = stored.groupby("user_id")[visits.USER_CODE].nunique()
+        assert (codes <= 1).all()  # one code per user ...
+        assert stored.groupby(visits.USER_CODE)["user_id"].nunique().le(1).all()  # ... and user
+        for by in ("total", "month"):
+            want = visits.visit_totals(part, places, by=by, tz="Asia/Tokyo")
+            got = visits.visit_totals(stored, places, by=by, tz="Asia/Tokyo")
+            keys = list(want.columns[:-2])
+            assert_same(got.sort_values(keys).reset_index(drop=True),
+                        want.sort_values(keys).reset_index(drop=True))
+            if len(part) == len(data.locations):
+                assert want["visitors"].lt(want["visits"]).any()  # repeat visits were counted
 
 
 @pytest.mark.parametrize("int_ids", [False, True], ids=["str-ids", "int-ids"])

@@ -17,6 +17,12 @@ from adanalytics.engines.pandas.joins import sort_output
 from adanalytics.geo import CellIndex, build_index
 from adanalytics.semantics import output_columns, output_keys
 
+#: Optional column of a locations frame: the record's user as an integer code in
+#: ``[0, users of the frame)``, equal for equal ``user_id`` within the frame (the Dask
+#: engine's ``persist()`` stores it beside each partition). :func:`visit_totals` then
+#: counts distinct visitors on it instead of hashing the id strings.
+USER_CODE = "_user"
+
 
 @dataclass(frozen=True)
 class PlaceIndex:
@@ -107,7 +113,7 @@ def visit_totals(locations: pd.DataFrame, places: PlaceIndex, *, by: str,
 
     The same numbers as ``visits_finalize(visit_user_counts(visit_pairs(...)))``, counted
     on integer codes: the establishment's position in the index, the user's code among
-    the visiting records and the month's code - no hashing of id strings per visit, no
+    the visiting records (or the stored :data:`USER_CODE`) and the month's code - no hashing of id strings per visit, no
     pair frame. Totals of frames that share no user add up (the Dask engine's tables
     laid out by user).
     """
@@ -117,8 +123,12 @@ def visit_totals(locations: pd.DataFrame, places: PlaceIndex, *, by: str,
     if len(qi) == 0:  # the kernels know the empty frame's types
         pairs = visit_pairs(locations.iloc[:0], places)
         return visits_finalize(visit_user_counts(pairs, by=by, tz=tz), by=by)
-    user_code, users = pd.factorize(locations["user_id"].to_numpy().take(qi))
-    n_users = len(users)
+    if USER_CODE in locations.columns:  # stored codes: no hash of the id strings
+        user_code = locations[USER_CODE].to_numpy(np.int64).take(qi)
+        n_users = int(user_code.max()) + 1
+    else:
+        user_code, users = pd.factorize(locations["user_id"].to_numpy().take(qi))
+        n_users = len(users)
     n_months = 1
     group = pi  # establishment [x month]
     if by == "month":
