@@ -210,8 +210,9 @@ def lay_out_by_user(t: DaskTables, *, npartitions: int | None = None,
     locations have) through the same shuffle, so a user's records all land in the same
     partition ``i`` of both: visitors can then be counted, visits attributed and profiles
     finished partition by partition (``user_parts``). Each partition of the locations is
-    then stored in grid-cell order, with user codes (:func:`store_locations`). ``t`` comes back unchanged
-    when the two ``user_id`` columns have different types (their hashes would not agree).
+    then stored in grid-cell order, with user codes (:func:`store_locations`). ``t``
+    comes back unchanged when the two ``user_id`` columns have different types (their
+    hashes would not agree).
     """
     import dataclasses
 

@@ -113,9 +113,9 @@ def visit_totals(locations: pd.DataFrame, places: PlaceIndex, *, by: str,
 
     The same numbers as ``visits_finalize(visit_user_counts(visit_pairs(...)))``, counted
     on integer codes: the establishment's position in the index, the user's code among
-    the visiting records (or the stored :data:`USER_CODE`) and the month's code - no hashing of id strings per visit, no
-    pair frame. Totals of frames that share no user add up (the Dask engine's tables
-    laid out by user).
+    the visiting records (or the stored :data:`USER_CODE`) and the month's code - no pair
+    frame. Totals of frames that share no user add up (the Dask engine's tables laid out
+    by user).
     """
     qi, pi, _ = places.cells.within(
         locations["lat"].to_numpy(np.float64), locations["lon"].to_numpy(np.float64)
